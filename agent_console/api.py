@@ -1,0 +1,522 @@
+"""The REST API `/api/v1`: queues, agents, tasks, cases, conversations (read); sign-in,
+presence and task accept/reject/complete (write). Documented at `/api/openapi.json`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import Field
+
+from agent_console.rest import REQUEST_ID, Api, Call, Out, Shape, error_response
+from routing import (
+    Actor,
+    AgentRecord,
+    Case,
+    CaseStatus,
+    Conflict,
+    ContactCenter,
+    Conversation,
+    Forbidden,
+    LoginFailed,
+    NotFound,
+    Presence,
+    StaffAuth,
+    StaffIdentity,
+    Task,
+    TaskStatus,
+    queue_views,
+    task_view,
+)
+
+CENTER_KEY = web.AppKey("center", ContactCenter)
+AUTH_KEY = web.AppKey("staff_auth", StaffAuth)
+SESSION_COOKIE = "onestop_session"
+
+api = Api("OneStop API", "1.0.0", "/api/v1")
+
+# ---------------------------------------------------------------------------------------
+# Shapes
+
+
+class LoginIn(Shape):
+    username: str = Field(min_length=1, max_length=80)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class Me(Out):
+    agent_id: str
+    username: str
+    display_name: str
+    roles: list[str]
+    csrf_token: str
+
+
+class LoginOut(Out):
+    token: str
+    me: Me
+
+
+class QueueOut(Out):
+    id: str
+    name_th: str
+    name_en: str
+    hours: str
+    open_now: bool
+    waiting: int
+    waiting_by_channel: dict[str, int]
+    longest_wait_seconds: float
+    agents_available: int
+    agents_logged_in: int
+    service_level: float | None
+    answered: int
+    abandoned: int
+
+
+class AgentOut(Out):
+    id: str
+    username: str
+    display_name: str
+    roles: list[str]
+    skills: dict[str, int]
+    languages: list[str]
+    capacity: dict[str, int]
+    presence: str
+    presence_reason: str | None
+    activity: str
+    tasks: list[str]
+
+
+class PresenceIn(Shape):
+    presence: Presence
+    reason: str | None = Field(default=None, max_length=60)
+
+
+class TaskOut(Out):
+    id: str
+    status: str
+    channel: str
+    queue_id: str
+    priority: int
+    agent_id: str | None
+    reason: str | None
+    conversation_id: str
+    case_id: str
+    created_at: datetime
+    assigned_at: datetime | None
+    finished_at: datetime | None
+    wait_seconds: float | None
+    queue_position: int | None
+    estimated_wait_seconds: float | None
+    wrap_code: str | None
+    attributes: dict[str, Any]
+
+
+class CompleteIn(Shape):
+    wrap_code: str | None = Field(default=None, max_length=40)
+    wrap_up: bool = True
+
+
+class TransferIn(Shape):
+    queue_id: str
+    agent_id: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class CaseOut(Out):
+    id: str
+    number: str
+    citizen_id: str
+    category: str | None
+    status: str
+    priority: int
+    department: str | None
+    subject: str | None
+    resolution: str | None
+    language: str | None
+    conversation_count: int
+    transfers: int
+    escalations: int
+    one_stop: bool | None
+    created_at: datetime
+    updated_at: datetime
+    first_response_due: datetime | None
+    resolution_due: datetime | None
+    first_response_at: datetime | None
+    resolved_at: datetime | None
+
+
+class CaseUpdateIn(Shape):
+    category: str | None = Field(default=None, max_length=40)
+    status: CaseStatus | None = None
+    priority: int | None = Field(default=None, ge=0, le=1000)
+    resolution: str | None = Field(default=None, max_length=10000)
+    subject: str | None = Field(default=None, max_length=300)
+
+
+class MessageOut(Out):
+    id: str
+    seq: int
+    direction: str
+    author: str
+    author_name: str | None
+    body: str
+    internal: bool
+    delivery: str
+    created_at: datetime
+
+
+class ConversationOut(Out):
+    id: str
+    channel: str
+    status: str
+    citizen_id: str
+    case_id: str
+    language: str | None
+    queue_id: str | None
+    agent_id: str | None
+    subject: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    messages: list[MessageOut]
+
+
+E = TypeVar("E", TaskStatus, CaseStatus)
+
+
+class TaskPage(Out):
+    items: list[TaskOut]
+    total: int
+
+
+class CasePage(Out):
+    items: list[CaseOut]
+    total: int
+
+
+class CategoryOut(Out):
+    code: str
+    name_th: str
+    name_en: str
+    department: str | None
+    queue: str | None
+
+
+# ---------------------------------------------------------------------------------------
+# Sign-in
+
+
+@api.route("POST", "/auth/login", summary="Sign in; returns a bearer token (and sets a "
+           "session cookie for the console)", tag="auth", body=LoginIn, response=LoginOut,
+           roles=None)
+async def login(call: Call) -> web.StreamResponse:
+    auth = call.request.app[AUTH_KEY]
+    try:
+        token, who = await auth.login(call.body.username, call.body.password)
+    except LoginFailed as exc:
+        status = 423 if exc.locked_until else 401
+        return error_response(status, "login_failed", str(exc), call.request)
+    response = web.json_response({"token": token, "me": _me(who)})
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict",
+                        secure=call.request.secure, path="/")
+    return response
+
+
+@api.route("POST", "/auth/logout", summary="End this session", tag="auth")
+async def logout(call: Call) -> web.StreamResponse:
+    token = _token(call.request)
+    if token:
+        await call.request.app[AUTH_KEY].logout(token)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@api.route("POST", "/auth/logout-everywhere", summary="End every session of the signed-in "
+           "staff member", tag="auth")
+async def logout_everywhere(call: Call) -> web.StreamResponse:
+    assert call.staff is not None
+    await call.request.app[AUTH_KEY].logout_everywhere(call.staff.agent_id)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@api.route("GET", "/me", summary="Who is signed in", tag="auth", response=Me)
+async def me(call: Call) -> dict[str, Any]:
+    assert call.staff is not None
+    return _me(call.staff)
+
+
+# ---------------------------------------------------------------------------------------
+# Queues, agents, tasks
+
+
+@api.route("GET", "/queues", summary="Queues with live figures", tag="queues",
+           response=list[QueueOut])
+async def list_queues(call: Call) -> list[dict[str, Any]]:
+    return queue_views(_center(call))
+
+
+@api.route("GET", "/queues/{queue_id}", summary="One queue with live figures", tag="queues",
+           response=QueueOut)
+async def get_queue(call: Call) -> dict[str, Any]:
+    for queue in queue_views(_center(call)):
+        if queue["id"] == call.params["queue_id"]:
+            return queue
+    raise NotFound("queue", call.params["queue_id"])
+
+
+@api.route("GET", "/catalogue", summary="The service catalogue (case categories)",
+           tag="queues", response=list[CategoryOut])
+async def catalogue(call: Call) -> list[dict[str, Any]]:
+    return [
+        {"code": c.code, "name_th": c.name.th, "name_en": c.name.en,
+         "department": c.department, "queue": c.queue}
+        for c in _center(call).settings.categories.values()
+    ]
+
+
+@api.route("GET", "/agents", summary="Every agent with presence and load (supervisors)",
+           tag="agents", response=list[AgentOut], roles=("supervisor",))
+async def list_agents(call: Call) -> list[dict[str, Any]]:
+    center = _center(call)
+    rows, _ = await center.list_rows(AgentRecord, order_by=AgentRecord.username, limit=1000)
+    return [_agent_out(center, a) for a in rows]
+
+
+@api.route("GET", "/agents/{agent_id}", summary="One agent (themselves, or any for "
+           "supervisors)", tag="agents", response=AgentOut)
+async def get_agent(call: Call) -> dict[str, Any]:
+    agent_id = _self_or_supervisor(call)
+    center = _center(call)
+    return _agent_out(center, await center.agent_record(agent_id))
+
+
+@api.route("PUT", "/agents/{agent_id}/presence", summary="Go available, away or offline",
+           tag="agents", body=PresenceIn, response=AgentOut)
+async def set_presence(call: Call) -> dict[str, Any]:
+    agent_id = _self_or_supervisor(call)
+    center = _center(call)
+    if not center.router.has_agent(agent_id):
+        raise NotFound("agent", agent_id)
+    await center.set_presence(agent_id, call.body.presence, call.body.reason)
+    return _agent_out(center, await center.agent_record(agent_id))
+
+
+@api.route("GET", "/tasks", summary="Tasks (agents see their own; supervisors all)",
+           tag="tasks", response=TaskPage,
+           query={"status": "filter by status", "queue": "filter by queue id",
+                  "limit": "page size (≤ 200)", "offset": "rows to skip"})
+async def list_tasks(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    conditions: list[Any] = []
+    status = call.query.get("status")
+    if status:
+        conditions.append(Task.status == str(_enum(TaskStatus, status, "status")))
+    if call.query.get("queue"):
+        conditions.append(Task.queue_id == call.query["queue"])
+    assert call.staff is not None
+    if not call.staff.has_role("supervisor"):
+        conditions.append(Task.agent_id == call.staff.agent_id)
+    limit, offset = _paging(call)
+    rows, total = await center.list_rows(Task, *conditions, order_by=Task.created_at.desc(),
+                                         limit=limit, offset=offset)
+    return {"items": [task_view(center, t) for t in rows], "total": total}
+
+
+@api.route("GET", "/tasks/{task_id}", summary="One task with queue position and estimated "
+           "wait", tag="tasks", response=TaskOut)
+async def get_task(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    task = await center.task(call.params["task_id"])
+    _own_task(call, task)
+    return task_view(center, task)
+
+
+@api.route("POST", "/tasks/{task_id}/accept", summary="Accept the task offered to you",
+           tag="tasks", response=TaskOut)
+async def accept_task(call: Call) -> dict[str, Any]:
+    center, staff = _center(call), _staff(call)
+    await center.accept_task(call.params["task_id"], staff.agent_id)
+    return task_view(center, await center.task(call.params["task_id"]))
+
+
+@api.route("POST", "/tasks/{task_id}/reject", summary="Decline the task offered to you",
+           tag="tasks", response=TaskOut)
+async def reject_task(call: Call) -> dict[str, Any]:
+    center, staff = _center(call), _staff(call)
+    await center.reject_task(call.params["task_id"], staff.agent_id)
+    return task_view(center, await center.task(call.params["task_id"]))
+
+
+@api.route("POST", "/tasks/{task_id}/complete", summary="Finish a task (wrap-up first, "
+           "unless wrap_up is false)", tag="tasks", body=CompleteIn, response=TaskOut)
+async def complete_task(call: Call) -> dict[str, Any]:
+    center, staff = _center(call), _staff(call)
+    await center.complete_task(call.params["task_id"], staff.agent_id, call.body.wrap_code,
+                               wrap_up=call.body.wrap_up)
+    return task_view(center, await center.task(call.params["task_id"]))
+
+
+@api.route("POST", "/tasks/{task_id}/transfer", summary="Transfer a task to a queue or an "
+           "agent, with a note", tag="tasks", body=TransferIn, response=TaskOut)
+async def transfer_task(call: Call) -> dict[str, Any]:
+    center, staff = _center(call), _staff(call)
+    await center.transfer_task(call.params["task_id"], staff.agent_id, call.body.queue_id,
+                               call.body.agent_id, call.body.note)
+    return task_view(center, await center.task(call.params["task_id"]))
+
+
+# ---------------------------------------------------------------------------------------
+# Cases and conversations (citizen data: every read is audited)
+
+
+@api.route("GET", "/cases", summary="Cases, newest first", tag="cases", response=CasePage,
+           query={"status": "filter by status", "limit": "page size (≤ 200)",
+                  "offset": "rows to skip"})
+async def list_cases(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    conditions: list[Any] = []
+    if call.query.get("status"):
+        conditions.append(Case.status == str(_enum(CaseStatus, call.query["status"], "status")))
+    limit, offset = _paging(call)
+    rows, total = await center.list_rows(Case, *conditions, order_by=Case.created_at.desc(),
+                                         limit=limit, offset=offset)
+    await center.audit(_actor(call), "list", "case", None, None,
+                       data={"count": len(rows), "ids": [c.id for c in rows]})
+    return {"items": rows, "total": total}
+
+
+@api.route("GET", "/cases/{case_ref}", summary="One case, by id or number (OS-2026-000123)",
+           tag="cases", response=CaseOut)
+async def get_case(call: Call) -> Case:
+    center = _center(call)
+    ref = call.params["case_ref"]
+    case = await (center.case_by_number(ref) if ref.startswith("OS-") else center.case(ref))
+    await center.audit(_actor(call), "view", "case", case.id, case.citizen_id)
+    return case
+
+
+@api.route("PATCH", "/cases/{case_id}", summary="Change a case's category, status, priority "
+           "or resolution", tag="cases", body=CaseUpdateIn, response=CaseOut)
+async def update_case(call: Call) -> Case:
+    center = _center(call)
+    changes = call.body.model_dump(exclude_unset=True)
+    if "category" in changes and changes["category"] not in center.settings.categories:
+        raise ValueError(f"category: unknown category {changes['category']!r}")
+    case = await center.update_case(call.params["case_id"], _actor(call), **changes)
+    await center.audit(_actor(call), "change", "case", case.id, case.citizen_id,
+                       data={"fields": sorted(changes)})
+    return case
+
+
+@api.route("GET", "/conversations/{conversation_id}", summary="A conversation with its "
+           "messages", tag="conversations", response=ConversationOut)
+async def get_conversation(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    conv: Conversation = await center.conversation(call.params["conversation_id"])
+    messages = await center.messages(conv.id)
+    await center.audit(_actor(call), "view", "conversation", conv.id, conv.citizen_id)
+    return {**{c: getattr(conv, c) for c in ConversationOut.model_fields if c != "messages"},
+            "messages": messages}
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers
+
+
+def _center(call: Call) -> ContactCenter:
+    return call.request.app[CENTER_KEY]
+
+
+def _staff(call: Call) -> StaffIdentity:
+    assert call.staff is not None
+    return call.staff
+
+
+def _actor(call: Call) -> Actor:
+    staff = _staff(call)
+    role = "admin" if "admin" in staff.roles else staff.roles[0] if staff.roles else "agent"
+    return Actor(staff.agent_id, role, call.request.get(REQUEST_ID))
+
+
+def _me(who: StaffIdentity) -> dict[str, Any]:
+    return {"agent_id": who.agent_id, "username": who.username,
+            "display_name": who.display_name, "roles": list(who.roles),
+            "csrf_token": who.csrf_token}
+
+
+def _self_or_supervisor(call: Call) -> str:
+    staff = _staff(call)
+    agent_id = call.params["agent_id"]
+    if agent_id == "me":
+        return staff.agent_id
+    if agent_id != staff.agent_id and not staff.has_role("supervisor"):
+        raise Forbidden("agents may only see and change themselves")
+    return agent_id
+
+
+def _own_task(call: Call, task: Task) -> None:
+    staff = _staff(call)
+    if task.agent_id != staff.agent_id and not staff.has_role("supervisor"):
+        raise Forbidden("this task is not yours")
+
+
+def _agent_out(center: ContactCenter, agent: AgentRecord) -> dict[str, Any]:
+    view = center.router.agent(agent.id) if center.router.has_agent(agent.id) else None
+    return {
+        "id": agent.id, "username": agent.username, "display_name": agent.display_name,
+        "roles": agent.roles, "skills": agent.skills, "languages": agent.languages,
+        "capacity": agent.capacity, "presence": agent.presence,
+        "presence_reason": agent.presence_reason,
+        "activity": view.activity if view else agent.presence,
+        "tasks": sorted(view.held) if view else [],
+    }
+
+
+def _paging(call: Call) -> tuple[int, int]:
+    try:
+        limit = int(call.query.get("limit", "50"))
+        offset = int(call.query.get("offset", "0"))
+    except ValueError:
+        raise ValueError("limit and offset must be whole numbers") from None
+    if not 1 <= limit <= 200 or offset < 0:
+        raise ValueError("limit must be 1–200 and offset ≥ 0")
+    return limit, offset
+
+
+def _enum(kind: type[E], value: str, name: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(str(x) for x in kind)
+        raise ValueError(f"{name}: {value!r} is not one of {allowed}") from None
+
+
+def _token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def authenticate(request: web.Request) -> StaffIdentity | None:
+    """The staff member behind a request: a bearer token, or the console's session cookie
+    (which also needs the CSRF token on every request that changes something)."""
+    header = request.headers.get("Authorization", "")
+    bearer = header.lower().startswith("bearer ")
+    token = _token(request)
+    if not token:
+        return None
+    staff = await request.app[AUTH_KEY].authenticate(token)
+    if staff is None:
+        return None
+    unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
+    if not bearer and unsafe and request.headers.get("X-CSRF-Token") != staff.csrf_token:
+        raise Forbidden("missing or wrong CSRF token (X-CSRF-Token)")
+    return staff
+
+
+__all__ = ["AUTH_KEY", "CENTER_KEY", "Conflict", "api", "authenticate"]

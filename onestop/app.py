@@ -1,0 +1,180 @@
+"""The app factory: the one place that wires every room together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from pydantic import ValidationError
+
+import routing
+from agent_console.api import AUTH_KEY, CENTER_KEY, api, authenticate
+from agent_console.rest import REQUEST_ID, error_response
+from onestop.database import current_revision, head_revision, migrate
+from onestop.logs import request_id_var
+from onestop.settings import AppSettings
+
+log = logging.getLogger("onestop")
+HERE = Path(__file__).resolve().parent
+SETTINGS_KEY = web.AppKey("settings", AppSettings)
+ROUTING_SETTINGS_KEY = web.AppKey("routing_settings", routing.Settings)
+DATABASE_KEY = web.AppKey("database", routing.Database)
+STARTED_KEY = web.AppKey("started_at", float)
+
+#: Parts of the service desk that exist so far, for the home page and the start-up banner.
+PARTS = [
+    {"href": "/api/openapi.json", "th": "เอกสาร REST API (OpenAPI)", "en": "REST API (OpenAPI)"},
+    {"href": "/healthz", "th": "สถานะระบบ", "en": "Health"},
+    {"href": "/readyz", "th": "ความพร้อมของระบบ", "en": "Readiness"},
+]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def build_app(
+    settings: AppSettings,
+    routing_settings: routing.Settings | None = None,
+    *,
+    clock: routing.Clock | None = None,
+    bot: routing.Bot | None = None,
+    migrate_schema: bool = True,
+) -> web.Application:
+    """Create the aiohttp application for one app node.
+
+    Configuration files are loaded here, so a broken file stops start-up with a
+    `ConfigError` naming the file, the line and the problem.
+    """
+    rsettings = routing_settings or routing.load_settings(settings.config_dir)
+    app = web.Application(
+        middlewares=[request_context, errors_as_json, security_headers],
+        client_max_size=1024 * 1024,
+    )
+    app[SETTINGS_KEY] = settings
+    app[ROUTING_SETTINGS_KEY] = rsettings
+    app[STARTED_KEY] = time.time()
+    aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True
+    )
+
+    async def core(app: web.Application) -> AsyncIterator[None]:
+        db = routing.create_database(settings.database_url)
+        if migrate_schema:
+            await migrate(db)
+        center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot)
+        app[DATABASE_KEY] = db
+        app[CENTER_KEY] = center
+        app[AUTH_KEY] = routing.StaffAuth(db, center.clock)
+        await center.start()
+        yield
+        await center.stop()
+        await db.dispose()
+
+    app.cleanup_ctx.append(core)
+    app.router.add_get("/", home)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_static("/static", HERE / "static")
+    api.add_to(app, authenticate)
+    return app
+
+
+@aiohttp_jinja2.template("index.html")
+async def home(request: web.Request) -> dict[str, Any]:
+    return {"parts": PARTS}
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database answers and its schema is current."""
+    checks: dict[str, str] = {}
+    db = request.app[DATABASE_KEY]
+    try:
+        await db.ping()
+        revision = await current_revision(db)
+        checks["database"] = "ok" if revision == head_revision() else f"schema at {revision}"
+    except Exception as exc:  # any failure means "not ready", with the reason shown
+        checks["database"] = f"error: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
+                             status=200 if ready else 503)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(api.openapi())
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request id for every request (taken from X-Request-ID when sane), in logs too."""
+    incoming = request.headers.get("X-Request-ID", "")
+    request_id = incoming if incoming.isalnum() and len(incoming) <= 40 else secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        log.info("request", extra={"method": request.method, "path": request.path,
+                                   "ms": round((time.perf_counter() - started) * 1000, 1)})
+        request_id_var.reset(token)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain errors become 4xx JSON with what was wrong; nothing becomes a bare 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith("/api/"):
+            raise
+        return error_response(exc.status, exc.reason.lower().replace(" ", "_"),
+                              exc.text or exc.reason, request)
+    except routing.NotFound as exc:
+        return error_response(404, "not_found", str(exc), request)
+    except routing.Conflict as exc:
+        return error_response(409, "conflict", str(exc), request)
+    except routing.Forbidden as exc:
+        return error_response(403, "forbidden", str(exc), request)
+    except (routing.InvalidIdentity, ValidationError) as exc:
+        return error_response(422, "invalid", str(exc), request)
+    except ValueError as exc:
+        return error_response(400, "bad_request", str(exc), request)
+    except json.JSONDecodeError as exc:
+        return error_response(400, "malformed_json", str(exc), request)
+    except Exception:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error",
+                              "something went wrong on our side; quote the request id",
+                              request)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Defensive headers on every response."""
+    response = await handler(request)
+    headers = response.headers
+    headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Permissions-Policy", "camera=(), geolocation=(), microphone=(self)")
+    return response

@@ -1,0 +1,1 @@
+"""Alembic migrations of every room's tables (the composition root knows them all)."""

@@ -1,0 +1,61 @@
+"""Settings from the environment (secrets too: nothing secret lives in files)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """Everything configurable about one app node."""
+
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    data_dir: Path = ROOT / "var"
+    config_dir: Path = ROOT / "config"
+    database_url: str = ""
+    public_url: str = ""
+    redis_url: str | None = None
+    rasa_url: str | None = None
+    elasticsearch_url: str | None = None
+    smtp_port: int = 2525
+    log_level: str = "INFO"
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> AppSettings:
+        """Read `ONESTOP_*` variables (and provider secrets) with embedded defaults."""
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("ONESTOP_DATA_DIR", str(ROOT / "var")))
+        port = _int(env, "ONESTOP_HTTP_PORT", 8080)
+        return cls(
+            host=env.get("ONESTOP_HOST", "127.0.0.1"),
+            http_port=port,
+            data_dir=data_dir,
+            config_dir=Path(env.get("ONESTOP_CONFIG_DIR", str(ROOT / "config"))),
+            database_url=env.get("ONESTOP_DATABASE_URL")
+            or f"sqlite+aiosqlite:///{data_dir / 'onestop.db'}",
+            public_url=env.get("ONESTOP_PUBLIC_URL", f"http://localhost:{port}"),
+            redis_url=env.get("ONESTOP_REDIS_URL") or None,
+            rasa_url=env.get("ONESTOP_RASA_URL") or None,
+            elasticsearch_url=env.get("ONESTOP_ELASTICSEARCH_URL") or None,
+            smtp_port=_int(env, "ONESTOP_SMTP_PORT", 2525),
+            log_level=env.get("ONESTOP_LOG_LEVEL", "INFO").upper(),
+            secrets={k: v for k, v in env.items()
+                     if k in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "SLACK_SIGNING_SECRET",
+                              "SLACK_BOT_TOKEN")},
+        )
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {value!r}") from None

@@ -1,0 +1,141 @@
+"""The routing core: OneStop's domain model, citizen view, cases, conversations, queues,
+agents' presence and capacity, the router, SLA clocks, the event bus and storage.
+
+This package imports no other room. Adapters and screens use only what is exported
+here (checked by the import contract in tests/test_architecture.py).
+"""
+
+from routing.center import SYSTEM, Actor, ContactCenter
+from routing.config import ConfigError, Settings, load_settings
+from routing.domain import (
+    Attachment,
+    Author,
+    CaseStatus,
+    Channel,
+    ConversationStatus,
+    Direction,
+    IdentityHint,
+    IdentityKind,
+    InboundMessage,
+    IngestResult,
+    OutboundMessage,
+    Presence,
+    Role,
+    TaskStatus,
+)
+from routing.errors import Conflict, Forbidden, InvalidIdentity, NotFound, OneStopError
+from routing.events import (
+    CaseChanged,
+    ConversationChanged,
+    DeliveryFailed,
+    EventBus,
+    InProcessBus,
+    MessageStored,
+    TaskCreated,
+)
+from routing.identity import mask, normalise
+from routing.ports import (
+    Bot,
+    BotReply,
+    BotTurn,
+    BotUnavailable,
+    ChannelAdapter,
+    Clock,
+    DeliveryError,
+    SystemClock,
+)
+from routing.router import (
+    OfferMissed,
+    PresenceChanged,
+    TaskAccepted,
+    TaskFinished,
+    TaskMoved,
+    TaskOffered,
+    TaskQueued,
+)
+from routing.staff import LoginFailed, StaffAuth, StaffIdentity, hash_password
+from routing.storage import Database, create_database, metadata
+from routing.storage.tables import Agent as AgentRecord
+from routing.storage.tables import (
+    AuditEntry,
+    Case,
+    Citizen,
+    Conversation,
+    Identity,
+    Message,
+    Task,
+    TimelineEvent,
+)
+from routing.texts import detect_language
+from routing.views import queue_views, task_view
+
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "AgentRecord",
+    "Attachment",
+    "AuditEntry",
+    "Author",
+    "Bot",
+    "BotReply",
+    "BotTurn",
+    "BotUnavailable",
+    "Case",
+    "CaseChanged",
+    "CaseStatus",
+    "Channel",
+    "ChannelAdapter",
+    "Citizen",
+    "Clock",
+    "ConfigError",
+    "Conflict",
+    "ContactCenter",
+    "Conversation",
+    "ConversationChanged",
+    "ConversationStatus",
+    "Database",
+    "DeliveryError",
+    "DeliveryFailed",
+    "Direction",
+    "EventBus",
+    "Forbidden",
+    "Identity",
+    "IdentityHint",
+    "IdentityKind",
+    "InProcessBus",
+    "InboundMessage",
+    "IngestResult",
+    "InvalidIdentity",
+    "LoginFailed",
+    "Message",
+    "MessageStored",
+    "NotFound",
+    "OfferMissed",
+    "OneStopError",
+    "OutboundMessage",
+    "Presence",
+    "PresenceChanged",
+    "Role",
+    "Settings",
+    "StaffAuth",
+    "StaffIdentity",
+    "SystemClock",
+    "Task",
+    "TaskAccepted",
+    "TaskCreated",
+    "TaskFinished",
+    "TaskMoved",
+    "TaskOffered",
+    "TaskQueued",
+    "TaskStatus",
+    "TimelineEvent",
+    "create_database",
+    "detect_language",
+    "hash_password",
+    "load_settings",
+    "mask",
+    "metadata",
+    "normalise",
+    "queue_views",
+    "task_view",
+]

@@ -1,0 +1,1042 @@
+"""The contact center: the core's public service that every adapter and screen calls.
+
+It turns inbound traffic into citizens, conversations, cases and messages (stored
+durably before anything is acknowledged), asks the bot, hands conversations to people
+through the router, delivers outbound messages through the registered adapters with
+retries, and publishes every step on the event bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from routing.config import Settings
+from routing.domain import (
+    Author,
+    CaseStatus,
+    Channel,
+    ConversationStatus,
+    Direction,
+    InboundMessage,
+    IngestResult,
+    OutboundMessage,
+    Presence,
+    TaskStatus,
+)
+from routing.errors import Conflict, NotFound
+from routing.events import (
+    CaseChanged,
+    ConversationChanged,
+    DeliveryFailed,
+    EventBus,
+    InProcessBus,
+    MessageStored,
+    TaskCreated,
+)
+from routing.hours import BusinessHours
+from routing.identity import normalise_hint
+from routing.ports import (
+    Bot,
+    BotTurn,
+    BotUnavailable,
+    ChannelAdapter,
+    Clock,
+    DeliveryError,
+    SystemClock,
+)
+from routing.router import (
+    AgentProfile,
+    OfferMissed,
+    OfferWithdrawn,
+    PresenceChanged,
+    Router,
+    RouterEvent,
+    TaskAccepted,
+    TaskFinished,
+    TaskMoved,
+    TaskOffered,
+    TaskQueued,
+    TaskRejected,
+    TaskWrapping,
+)
+from routing.storage import Database
+from routing.storage.tables import (
+    Agent,
+    AuditEntry,
+    Case,
+    Citizen,
+    Conversation,
+    Counter,
+    Identity,
+    Message,
+    OutboxEntry,
+    ProviderEvent,
+    Task,
+    TimelineEvent,
+)
+from routing.storage.types import new_id
+from routing.texts import detect_language, say
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OPEN_CASE_STATUSES = (
+    CaseStatus.NEW, CaseStatus.OPEN, CaseStatus.PENDING_CITIZEN,
+    CaseStatus.PENDING_BACK_OFFICE, CaseStatus.REOPENED,
+)
+#: Retry delays for outbound delivery (seconds); after the last the message is failed.
+DELIVERY_BACKOFF = (1, 5, 30, 120, 600, 1800)
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is doing something (for permissions and the audit log)."""
+
+    id: str | None
+    role: str
+    request_id: str | None = None
+
+
+SYSTEM = Actor(None, "system")
+
+
+class ContactCenter:
+    """The routing core's public API. One instance per app node."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        bus: EventBus | None = None,
+        clock: Clock | None = None,
+        bot: Bot | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.bus: EventBus = bus or InProcessBus()
+        self.clock: Clock = clock or SystemClock()
+        self.bot = bot
+        self.router = Router(settings)
+        self.adapters: dict[Channel, ChannelAdapter] = {}
+        self.hours = {name: BusinessHours(spec) for name, spec in settings.hours.items()}
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._started = False
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load agents and unfinished tasks into the router and start its timers.
+
+        Tasks that were offered when the node stopped are offered again; tasks being
+        worked on stay with their agents.
+        """
+        now = self.clock.now()
+        ts = now.timestamp()
+        async with self.db.sessions() as s:
+            agents = (await s.scalars(select(Agent).where(Agent.active.is_(True)))).all()
+            tasks = (
+                await s.scalars(
+                    select(Task)
+                    .where(Task.status.in_([str(x) for x in TaskStatus if not x.is_final]))
+                    .order_by(Task.enqueued_at)
+                )
+            ).all()
+        events: list[RouterEvent] = []
+        for agent in agents:
+            self.router.upsert_agent(_profile(agent), ts)
+        for task in tasks:
+            status = TaskStatus(task.status)
+            if status in (TaskStatus.ASSIGNED, TaskStatus.WRAPPING) and task.agent_id and (
+                self.router.has_agent(task.agent_id)
+            ):
+                self.router.restore_held(
+                    task.id, Channel(task.channel), task.attributes, task.queue_id,
+                    task.agent_id, status, task.enqueued_at.timestamp(),
+                    (task.assigned_at or now).timestamp(), ts,
+                )
+            else:
+                events += self.router.submit(
+                    task.id, Channel(task.channel), task.attributes, ts,
+                    enqueued_at=task.enqueued_at.timestamp(),
+                )
+        for agent in agents:
+            events += self.router.set_presence(
+                agent.id, Presence(agent.presence), ts, agent.presence_reason
+            )
+        await self._apply(events)
+        self._started = True
+        self._timer = asyncio.create_task(self._run_timers(), name="router-timers")
+        self._spawn(self._deliver_pending(), "outbox-recovery")
+
+    async def stop(self) -> None:
+        """Stop the timers and wait for work in flight."""
+        if self._timer:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def register_adapter(self, adapter: ChannelAdapter) -> None:
+        """Deliver outbound messages of `adapter.channel` through `adapter`."""
+        self.adapters[adapter.channel] = adapter
+
+    # -- inbound ------------------------------------------------------------------------
+
+    async def ingest(self, inbound: InboundMessage) -> IngestResult:
+        """Store an inbound message durably and return only then.
+
+        Resolves the citizen from the identity hints, finds or opens the conversation
+        and its case, and is idempotent on (channel, provider message id): the same
+        message delivered twice is stored once. Invalid identity hints raise
+        `InvalidIdentity` before anything is stored.
+        """
+        hints = tuple(normalise_hint(h) for h in inbound.identity_hints)
+        inbound_now = inbound.received_at or self.clock.now()
+        result, created = await self._retrying(lambda s: self._store_inbound(s, inbound, hints,
+                                                                              inbound_now))
+        if not result.duplicate:
+            await self.bus.publish(
+                MessageStored(result.message_id, result.conversation_id, result.case_id,
+                              result.citizen_id, str(inbound.channel), str(Direction.INBOUND),
+                              str(inbound.author), result.sequence, inbound.body)
+            )
+            if created is not None:
+                await self.bus.publish(created)
+            self._spawn(self._after_inbound(result.conversation_id, inbound), "after-inbound")
+        return result
+
+    async def record_event(self, source: str, event_id: str, data: Mapping[str, Any]) -> bool:
+        """Remember a provider event (status callback, kiosk event); False if seen before."""
+        now = self.clock.now()
+
+        async def store(s: AsyncSession) -> bool:
+            if await s.get(ProviderEvent, (source, event_id)) is not None:
+                return False
+            s.add(ProviderEvent(source=source, event_id=event_id, received_at=now,
+                                data=dict(data)))
+            return True
+
+        try:
+            return await self._retrying(store)
+        except IntegrityError:
+            return False
+
+    async def _store_inbound(
+        self, s: AsyncSession, inbound: InboundMessage, hints: Sequence[Any], now: datetime
+    ) -> tuple[IngestResult, ConversationChanged | None]:
+        channel = str(inbound.channel)
+        existing = await s.scalar(
+            select(Message).where(Message.channel == channel,
+                                  Message.provider_message_id == inbound.message_id)
+        )
+        if existing is not None:
+            known = await s.get_one(Conversation, existing.conversation_id)
+            known_case = await s.get_one(Case, known.case_id)
+            return IngestResult(existing.id, known.id, known.citizen_id, known_case.id,
+                                known_case.number, True, False, existing.seq), None
+        conv = await s.scalar(
+            select(Conversation).where(Conversation.channel == channel,
+                                       Conversation.provider_key == inbound.conversation_key)
+        )
+        language = inbound.language or detect_language(inbound.body)
+        created: ConversationChanged | None = None
+        if conv is None:
+            citizen = await self._resolve_citizen(s, hints, now)
+            case = None
+            if inbound.case_number:
+                case = await s.scalar(select(Case).where(Case.number == inbound.case_number,
+                                                         Case.citizen_id == citizen.id))
+            if case is None:
+                case = await self._open_case(s, citizen.id, now, language, inbound.subject)
+            status = self._entry_status(inbound.channel)
+            conv = Conversation(
+                id=new_id(), channel=channel, provider_key=inbound.conversation_key,
+                citizen_id=citizen.id, case_id=case.id, status=str(status),
+                language=language, subject=inbound.subject, started_at=now,
+                attributes={"queue_hint": inbound.queue_hint, **dict(inbound.metadata)},
+                message_count=0, bot_misses=0,
+            )
+            s.add(conv)
+            case.conversation_count = (case.conversation_count or 0) + 1
+            if case.first_conversation_id is None:
+                case.first_conversation_id = conv.id
+            self._timeline(s, "conversation_opened", now, citizen.id, case.id, conv.id,
+                           data={"channel": channel})
+            created = ConversationChanged(conv.id, channel, conv.status)
+            new_conversation = True
+        else:
+            case = await s.get_one(Case, conv.case_id)
+            await self._attach_identities(s, conv.citizen_id, hints, now)
+            new_conversation = False
+            if conv.status == ConversationStatus.CLOSED:
+                conv.status, conv.ended_at = str(self._entry_status(inbound.channel)), None
+                created = ConversationChanged(conv.id, channel, conv.status)
+            if case.status in (CaseStatus.RESOLVED, CaseStatus.CLOSED):
+                case.status, case.updated_at = str(CaseStatus.REOPENED), now
+        seq = conv.message_count + 1
+        conv.message_count, conv.last_message_at = seq, now
+        message = Message(
+            id=new_id(), conversation_id=conv.id, channel=channel, seq=seq,
+            direction=str(Direction.INBOUND), author=str(inbound.author), body=inbound.body,
+            subject=inbound.subject, provider_message_id=inbound.message_id,
+            attachments=[_attachment(a) for a in inbound.attachments],
+            extra={"language": language}, created_at=now, delivery="stored", internal=False,
+        )
+        s.add(message)
+        if case.status == CaseStatus.PENDING_CITIZEN:
+            case.status, case.updated_at = str(CaseStatus.OPEN), now
+        return IngestResult(message.id, conv.id, conv.citizen_id, case.id, case.number, False,
+                            new_conversation, seq), created
+
+    async def _resolve_citizen(
+        self, s: AsyncSession, hints: Sequence[Any], now: datetime
+    ) -> Citizen:
+        """Find the citizen an identifier belongs to, verified identifiers first; a new
+        citizen record when none is known."""
+        found: Citizen | None = None
+        for hint in sorted(hints, key=lambda h: not h.verified):
+            identity = await s.scalar(
+                select(Identity).where(Identity.kind == str(hint.kind),
+                                       Identity.value == hint.value)
+            )
+            if identity is not None:
+                found = await s.get_one(Citizen, identity.citizen_id)
+                while found.merged_into:
+                    found = await s.get_one(Citizen, found.merged_into)
+                break
+        if found is None:
+            found = Citizen(id=new_id(), created_at=now, updated_at=now, flags=[], attributes={})
+            s.add(found)
+            await s.flush()
+        await self._attach_identities(s, found.id, hints, now)
+        return found
+
+    async def _attach_identities(
+        self, s: AsyncSession, citizen_id: str, hints: Sequence[Any], now: datetime
+    ) -> None:
+        for hint in hints:
+            identity = await s.scalar(
+                select(Identity).where(Identity.kind == str(hint.kind),
+                                       Identity.value == hint.value)
+            )
+            if identity is None:
+                s.add(Identity(id=new_id(), citizen_id=citizen_id, kind=str(hint.kind),
+                               value=hint.value, verified=hint.verified,
+                               verified_by=hint.verified_by,
+                               verified_at=now if hint.verified else None, created_at=now))
+            elif hint.verified and not identity.verified and identity.citizen_id == citizen_id:
+                identity.verified, identity.verified_by = True, hint.verified_by
+                identity.verified_at = now
+
+    async def _open_case(
+        self, s: AsyncSession, citizen_id: str, now: datetime, language: str,
+        subject: str | None, category: str | None = None,
+    ) -> Case:
+        number = await self._next_case_number(s, now.year)
+        case = Case(
+            id=new_id(), number=number, citizen_id=citizen_id, status=str(CaseStatus.NEW),
+            priority=0, language=language, subject=subject, category=category,
+            created_at=now, updated_at=now, conversation_count=0, transfers=0, escalations=0,
+        )
+        self._set_sla(case, now)
+        s.add(case)
+        await s.flush()
+        self._timeline(s, "case_opened", now, citizen_id, case.id, None,
+                       data={"number": number})
+        return case
+
+    def _set_sla(self, case: Case, start: datetime) -> None:
+        spec = self.settings.categories.get(case.category or "general")
+        first, resolution = (spec.first_response_hours, spec.resolution_hours) if spec else (8, 120)
+        queue = self.settings.queues.get(spec.queue or "general") if spec and spec.queue else None
+        hours = self.hours.get(queue.spec.hours if queue else "always") or self.hours["always"]
+        case.first_response_due = hours.add_business_time(start, first * 3600)
+        case.resolution_due = hours.add_business_time(start, resolution * 3600)
+
+    async def _next_case_number(self, s: AsyncSession, year: int) -> str:
+        name = f"case:{year}"
+        value = await s.scalar(
+            update(Counter).where(Counter.name == name).values(value=Counter.value + 1)
+            .returning(Counter.value)
+        )
+        if value is None:
+            s.add(Counter(name=name, value=1))
+            await s.flush()
+            value = 1
+        return f"OS-{year}-{value:06d}"
+
+    def _entry_status(self, channel: Channel) -> ConversationStatus:
+        entry = self.settings.channel(channel).entry
+        return ConversationStatus.BOT if entry in ("bot", "ivr") else ConversationStatus.QUEUED
+
+    async def _after_inbound(self, conversation_id: str, inbound: InboundMessage) -> None:
+        """What happens once a message is safe: the bot answers, or people take over."""
+        conv = await self.conversation(conversation_id)
+        entry = self.settings.channel(inbound.channel).entry
+        if inbound.author is not Author.CITIZEN or entry == "ivr":
+            return
+        if conv.status == ConversationStatus.BOT:
+            await self._ask_bot(conv, inbound)
+        elif conv.status == ConversationStatus.QUEUED and not await self._has_open_task(conv.id):
+            await self.hand_to_people(conversation_id, reason="channel_entry",
+                                      context={"queue": inbound.queue_hint})
+
+    async def _ask_bot(self, conv: Conversation, inbound: InboundMessage) -> None:
+        language = inbound.language or detect_language(inbound.body)
+        case = await self.case(conv.case_id)
+        if self.bot is None:
+            await self._bot_down(conv, language, "bot_not_configured")
+            return
+        turn = BotTurn(conv.id, conv.citizen_id, case.number, inbound.channel, inbound.body,
+                       language, bool(inbound.metadata.get("verified")), inbound.metadata)
+        try:
+            reply = await self.bot.reply(turn)
+        except BotUnavailable as exc:
+            log.warning("bot unavailable: %s", type(exc).__name__)
+            await self._bot_down(conv, language, "bot_unavailable")
+            return
+        for text in reply.messages:
+            await self.send_message(conv.id, text, author=Author.BOT, author_name="OneStop",
+                                    extra={"buttons": list(reply.buttons)} if reply.buttons
+                                    else None)
+        misses = 0 if reply.understood else conv.bot_misses + 1
+        await self._update_conversation(conv.id, bot_misses=misses,
+                                        language=reply.language or language)
+        if reply.category:
+            await self.update_case(conv.case_id, SYSTEM, category=reply.category)
+        if reply.handoff or misses >= 2:
+            await self.hand_to_people(
+                conv.id,
+                reason=reply.reason or ("bot_misunderstood" if misses >= 2 else "bot_handoff"),
+                context={
+                    "intent": reply.intent, "confidence": reply.confidence,
+                    "intent_ranking": list(reply.intent_ranking),
+                    "entities": list(reply.entities), "urgent": reply.urgent,
+                    "category": reply.category, "language": reply.language or language,
+                },
+            )
+
+    async def _bot_down(self, conv: Conversation, language: str, reason: str) -> None:
+        await self.send_message(conv.id, say("bot_unavailable", language), author=Author.SYSTEM)
+        await self.hand_to_people(conv.id, reason=reason, context={"language": language})
+
+    # -- people -------------------------------------------------------------------------
+
+    async def hand_to_people(
+        self, conversation_id: str, *, reason: str, context: Mapping[str, Any] | None = None
+    ) -> str:
+        """Create a task for a person with everything an agent needs; return its id.
+
+        The task carries the channel, language, category, urgency, the citizen's
+        vulnerability flags, the agent who served them last, the case and the reason;
+        the bot stops answering this conversation.
+        """
+        context = dict(context or {})
+        now = self.clock.now()
+
+        async def create(s: AsyncSession) -> Task:
+            conv = await s.get_one(Conversation, conversation_id)
+            open_task = await s.scalar(select(Task).where(
+                Task.conversation_id == conversation_id,
+                Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))
+            if open_task is not None:
+                return open_task
+            case = await s.get_one(Case, conv.case_id)
+            citizen = await s.get_one(Citizen, conv.citizen_id)
+            last_agent = await s.scalar(
+                select(Task.agent_id).where(Task.citizen_id == citizen.id,
+                                            Task.status == str(TaskStatus.COMPLETED))
+                .order_by(Task.finished_at.desc()).limit(1)
+            )
+            category = context.get("category") or case.category
+            spec = self.settings.categories.get(category or "")
+            attributes = {
+                "channel": conv.channel,
+                "language": context.get("language") or conv.language or "th",
+                "category": category,
+                "urgent": bool(context.get("urgent") or (spec and spec.urgent)),
+                "vulnerable": list(citizen.flags or []),
+                "citizen_id": citizen.id,
+                "case_id": case.id,
+                "case_number": case.number,
+                "conversation_id": conv.id,
+                "last_agent_id": last_agent,
+                "queue": context.get("queue") or (conv.attributes or {}).get("queue_hint"),
+                "reason": reason,
+                **{k: v for k, v in context.items() if k not in ("queue", "category")},
+            }
+            task = Task(
+                id=new_id(), conversation_id=conv.id, case_id=case.id, citizen_id=citizen.id,
+                channel=conv.channel, queue_id="", status=str(TaskStatus.PENDING),
+                priority=int(context.get("priority") or 0), attributes=attributes,
+                reason=reason, created_at=now, enqueued_at=now, missed_count=0,
+            )
+            s.add(task)
+            conv.status = str(ConversationStatus.QUEUED)
+            self._timeline(s, "handed_to_people", now, citizen.id, case.id, conv.id, task.id,
+                           data={"reason": reason})
+            return task
+
+        task = await self._retrying(create)
+        if self.router.has_task(task.id):
+            return task.id
+        await self.bus.publish(TaskCreated(task.id, conversation_id, task.case_id, task.channel,
+                                           reason))
+        async with self._lock:
+            events = self.router.submit(task.id, Channel(task.channel), task.attributes,
+                                        now.timestamp(), enqueued_at=now.timestamp())
+            await self._apply(events)
+        await self.bus.publish(ConversationChanged(conversation_id, task.channel, "queued"))
+        return task.id
+
+    async def set_presence(self, agent_id: str, presence: Presence,
+                           reason: str | None = None) -> None:
+        """The agent goes available, away (with a reason) or offline."""
+        await self._route(lambda now: self.router.set_presence(agent_id, presence, now, reason))
+
+    async def accept_task(self, task_id: str, agent_id: str) -> None:
+        """The agent takes the task offered to them; the conversation is now theirs."""
+        await self._route(lambda now: self.router.accept(task_id, agent_id, now))
+
+    async def reject_task(self, task_id: str, agent_id: str) -> None:
+        """The agent declines the offer; it goes to someone else."""
+        await self._route(lambda now: self.router.reject(task_id, agent_id, now))
+
+    async def complete_task(self, task_id: str, agent_id: str, wrap_code: str | None = None,
+                            *, wrap_up: bool = True) -> None:
+        """The agent is done: wrap-up starts (if the channel has one) or the task completes."""
+        view = self.router.task(task_id)
+        if wrap_code:
+            await self._retrying(lambda s: _set(s, Task, task_id, wrap_code=wrap_code))
+        if view.status is TaskStatus.ASSIGNED and wrap_up:
+            await self._route(lambda now: self.router.wrap_up(task_id, agent_id, now))
+        else:
+            await self._route(lambda now: self.router.complete(task_id, agent_id, now))
+
+    async def transfer_task(self, task_id: str, agent_id: str, queue_id: str,
+                            to_agent_id: str | None = None, note: str | None = None) -> None:
+        """Pass the task to another queue (or a named agent in it), with a note."""
+        view = self.router.task(task_id)
+        if view.agent_id != agent_id or view.status is not TaskStatus.ASSIGNED:
+            raise Conflict(f"task {task_id} is not assigned to agent {agent_id}")
+        task = await self.task(task_id)
+        if note:
+            await self.send_message(task.conversation_id, note, author=Author.AGENT,
+                                    author_id=agent_id, internal=True)
+        await self._retrying(lambda s: _bump(s, task.case_id, "transfers"))
+        await self._route(
+            lambda now: self.router.requeue(task_id, queue_id, now, agent_id=to_agent_id)
+        )
+
+    async def close_conversation(self, conversation_id: str, reason: str = "ended",
+                                 actor: Actor = SYSTEM) -> None:
+        """End the contact; an agent's task goes to wrap-up, a waiting task is canceled."""
+        now = self.clock.now()
+        conv = await self.conversation(conversation_id)
+        if conv.status == ConversationStatus.CLOSED:
+            return
+        await self._retrying(lambda s: _set(s, Conversation, conversation_id,
+                                            status=str(ConversationStatus.CLOSED),
+                                            ended_at=now, end_reason=reason))
+        async with self.db.sessions() as s:
+            tasks = (await s.scalars(select(Task).where(
+                Task.conversation_id == conversation_id,
+                Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))).all()
+        for task in tasks:
+            if not self.router.has_task(task.id):
+                continue
+            view = self.router.task(task.id)
+            if view.status is TaskStatus.ASSIGNED and view.agent_id:
+                await self._route(partial(_wrap_up, self.router, view.id, view.agent_id))
+            elif view.status in (TaskStatus.PENDING, TaskStatus.RESERVED):
+                if reason == "citizen_left":
+                    await self._route(partial(_abandon, self.router, view.id))
+                else:
+                    await self._route(partial(_cancel, self.router, view.id, reason))
+        await self.bus.publish(ConversationChanged(conversation_id, conv.channel, "closed"))
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def send_message(
+        self,
+        conversation_id: str,
+        body: str,
+        *,
+        author: Author,
+        author_id: str | None = None,
+        author_name: str | None = None,
+        internal: bool = False,
+        extra: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+    ) -> str:
+        """Store an outbound message (or an internal note) and deliver it through the
+        channel's adapter, retrying until the provider takes it. Returns the message id."""
+        now = self.clock.now()
+
+        async def store(s: AsyncSession) -> tuple[Message, Conversation, Case]:
+            conv = await s.get_one(Conversation, conversation_id)
+            case = await s.get_one(Case, conv.case_id)
+            seq = conv.message_count + 1
+            conv.message_count = seq
+            message = Message(
+                id=new_id(), conversation_id=conv.id, channel=conv.channel, seq=seq,
+                direction=str(Direction.OUTBOUND), author=str(author), author_id=author_id,
+                author_name=author_name, body=body, subject=subject, internal=internal,
+                attachments=[], extra=dict(extra or {}), created_at=now,
+                delivery="internal" if internal else "pending",
+            )
+            s.add(message)
+            if not internal:
+                s.add(OutboxEntry(id=new_id(), message_id=message.id, conversation_id=conv.id,
+                                  channel=conv.channel, status="pending", attempts=0,
+                                  # The first attempt is made right away below; the timer
+                                  # only takes over if that attempt never finishes (crash).
+                                  next_attempt_at=now + timedelta(seconds=10),
+                                  created_at=now))
+            if author is Author.AGENT and not internal and case.first_response_at is None:
+                case.first_response_at = now
+                if case.status == CaseStatus.NEW:
+                    case.status = str(CaseStatus.OPEN)
+            return message, conv, case
+
+        message, conv, case = await self._retrying(store)
+        await self.bus.publish(MessageStored(message.id, conv.id, case.id, conv.citizen_id,
+                                             conv.channel, str(Direction.OUTBOUND), str(author),
+                                             message.seq, body, author_name, internal))
+        if not internal:
+            await self._deliver(message.id)
+        return message.id
+
+    async def _deliver(self, message_id: str, *, first: bool = True) -> None:
+        adapter_channel = await self._channel_of(message_id)
+        if adapter_channel is None or adapter_channel not in self.adapters:
+            return  # delivered when the adapter registers or the citizen reconnects
+        now = self.clock.now()
+        if not await self._retrying(lambda s: _claim(s, message_id, now, first)):
+            return  # another attempt (timer, other node) holds it
+        async with self.db.sessions() as s:
+            entry = await s.scalar(select(OutboxEntry).where(OutboxEntry.message_id == message_id))
+            message = await s.get_one(Message, message_id)
+            conv = await s.get_one(Conversation, message.conversation_id)
+        assert entry is not None
+        adapter = self.adapters.get(Channel(conv.channel))
+        if adapter is None:
+            return  # delivered when the adapter registers or the citizen reconnects
+        outbound = OutboundMessage(
+            message_id=message.id, conversation_id=conv.id, channel=Channel(conv.channel),
+            conversation_key=conv.provider_key, body=message.body, author=Author(message.author),
+            author_name=message.author_name, sequence=message.seq,
+            metadata={**(message.extra or {}), "subject": message.subject,
+                      "language": conv.language},
+        )
+        now = self.clock.now()
+        try:
+            provider_id = await adapter.deliver(outbound)
+        except DeliveryError as exc:
+            await self._delivery_failed(entry, message, str(exc), exc.permanent, now)
+            return
+        except Exception as exc:  # an adapter bug must not lose the message: retry it
+            log.exception("adapter %s failed", conv.channel)
+            await self._delivery_failed(entry, message, type(exc).__name__, False, now)
+            return
+        await self._retrying(lambda s: _mark_sent(s, entry.id, message.id, provider_id, now))
+
+    async def _channel_of(self, message_id: str) -> Channel | None:
+        async with self.db.sessions() as s:
+            channel = await s.scalar(select(OutboxEntry.channel).where(
+                OutboxEntry.message_id == message_id, OutboxEntry.status != "sent"))
+        return Channel(channel) if channel else None
+
+    async def _delivery_failed(self, entry: OutboxEntry, message: Message, error: str,
+                               permanent: bool, now: datetime) -> None:
+        attempts = entry.attempts + 1
+        final = permanent or attempts > len(DELIVERY_BACKOFF)
+        delay = DELIVERY_BACKOFF[min(attempts - 1, len(DELIVERY_BACKOFF) - 1)]
+        await self._retrying(lambda s: _set(
+            s, OutboxEntry, entry.id, attempts=attempts, last_error=error[:500],
+            status="failed" if final else "pending",
+            next_attempt_at=now + timedelta(seconds=delay)))
+        if final:
+            await self._retrying(lambda s: _set(s, Message, message.id, delivery="failed"))
+        await self.bus.publish(DeliveryFailed(message.id, message.conversation_id,
+                                              message.channel, error, attempts, final))
+        self._wake.set()
+
+    async def _deliver_pending(self) -> None:
+        """Deliver every outbox entry that is due (after a restart, or a retry delay)."""
+        now = self.clock.now()
+        async with self.db.sessions() as s:
+            due = (await s.scalars(
+                select(OutboxEntry.message_id).where(OutboxEntry.status.in_(("pending", "sending")),
+                                                     OutboxEntry.next_attempt_at <= now)
+                .order_by(OutboxEntry.created_at).limit(500))).all()
+        for message_id in due:
+            await self._deliver(message_id, first=False)
+
+    async def retry_deliveries(self) -> None:
+        """Deliver what is due now (called by the timer loop; public for tests and ops)."""
+        await self._deliver_pending()
+
+    # -- cases and agents ---------------------------------------------------------------
+
+    async def update_case(self, case_id: str, actor: Actor, **changes: Any) -> Case:
+        """Change a case's category, status, priority, department, subject or resolution.
+
+        Resolving computes one-stop resolution: resolved within its first conversation
+        with no transfer and no back-office escalation.
+        """
+        allowed = {"category", "status", "priority", "department", "subject", "resolution",
+                   "description", "csat"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValueError(f"cannot change {', '.join(sorted(unknown))}")
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> tuple[Case, dict[str, Any]]:
+            case = await s.get(Case, case_id)
+            if case is None:
+                raise NotFound("case", case_id)
+            done: dict[str, Any] = {}
+            for key, value in changes.items():
+                if key == "status":
+                    value = str(CaseStatus(value))
+                if getattr(case, key) != value:
+                    done[key] = value
+                    setattr(case, key, value)
+            if "category" in done:
+                self._set_sla(case, case.created_at)
+            if done.get("status") == CaseStatus.RESOLVED:
+                case.resolved_at = now
+                case.one_stop = (case.conversation_count <= 1 and case.transfers == 0
+                                 and case.escalations == 0)
+            if done.get("status") == CaseStatus.CLOSED:
+                case.closed_at = now
+            if done:
+                case.updated_at = now
+                self._timeline(s, "case_changed", now, case.citizen_id, case.id, None,
+                               actor_id=actor.id, data={"changes": done})
+            return case, done
+
+        case, done = await self._retrying(apply)
+        if done:
+            await self.bus.publish(CaseChanged(case.id, case.number, case.citizen_id,
+                                               case.status, done))
+        return case
+
+    async def upsert_agent(
+        self, *, username: str, display_name: str, password_hash: str, roles: Sequence[str],
+        skills: Mapping[str, int], languages: Sequence[str], capacity: Mapping[str, int],
+        department: str | None = None,
+    ) -> str:
+        """Create or update a staff user and tell the router; returns the agent id."""
+        now = self.clock.now()
+
+        async def store(s: AsyncSession) -> Agent:
+            agent = await s.scalar(select(Agent).where(Agent.username == username))
+            if agent is None:
+                agent = Agent(id=new_id(), username=username, created_at=now,
+                              presence=str(Presence.OFFLINE), presence_since=now, active=True,
+                              failed_logins=0, password_hash=password_hash)
+                s.add(agent)
+            agent.display_name, agent.password_hash = display_name, password_hash
+            agent.roles, agent.skills = list(roles), dict(skills)
+            agent.languages, agent.capacity = list(languages), dict(capacity)
+            agent.department = department
+            return agent
+
+        agent = await self._retrying(store)
+        async with self._lock:
+            await self._apply(self.router.upsert_agent(_profile(agent), now.timestamp()))
+        return agent.id
+
+    async def audit(self, actor: Actor, action: str, subject_type: str,
+                    subject_id: str | None, citizen_id: str | None,
+                    reason: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+        """Record who viewed or changed a citizen's data."""
+        now = self.clock.now()
+
+        async def store(s: AsyncSession) -> None:
+            s.add(AuditEntry(id=new_id(), at=now, actor_id=actor.id, actor_role=actor.role,
+                             action=action, subject_type=subject_type, subject_id=subject_id,
+                             citizen_id=citizen_id, reason=reason,
+                             request_id=actor.request_id, data=dict(data or {})))
+
+        await self._retrying(store)
+
+    # -- queries ------------------------------------------------------------------------
+
+    async def conversation(self, conversation_id: str) -> Conversation:
+        async with self.db.sessions() as s:
+            conv = await s.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound("conversation", conversation_id)
+        return conv
+
+    async def case(self, case_id: str) -> Case:
+        async with self.db.sessions() as s:
+            case = await s.get(Case, case_id)
+        if case is None:
+            raise NotFound("case", case_id)
+        return case
+
+    async def case_by_number(self, number: str) -> Case:
+        async with self.db.sessions() as s:
+            case = await s.scalar(select(Case).where(Case.number == number))
+        if case is None:
+            raise NotFound("case", number)
+        return case
+
+    async def task(self, task_id: str) -> Task:
+        async with self.db.sessions() as s:
+            task = await s.get(Task, task_id)
+        if task is None:
+            raise NotFound("task", task_id)
+        return task
+
+    async def messages(self, conversation_id: str, after_seq: int = 0,
+                       include_internal: bool = True) -> list[Message]:
+        """Messages of a conversation in order, optionally only those after a sequence."""
+        async with self.db.sessions() as s:
+            query = select(Message).where(Message.conversation_id == conversation_id,
+                                          Message.seq > after_seq).order_by(Message.seq)
+            if not include_internal:
+                query = query.where(Message.internal.is_(False))
+            return list((await s.scalars(query)).all())
+
+    async def agent_by_username(self, username: str) -> Agent | None:
+        async with self.db.sessions() as s:
+            return await s.scalar(select(Agent).where(Agent.username == username))
+
+    async def agent_record(self, agent_id: str) -> Agent:
+        async with self.db.sessions() as s:
+            agent = await s.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound("agent", agent_id)
+        return agent
+
+    async def list_rows(self, model: type[T], *conditions: Any, order_by: Any = None,
+                        limit: int = 100, offset: int = 0) -> tuple[list[T], int]:
+        """A page of rows of one table and the total count (for the REST API)."""
+        async with self.db.sessions() as s:
+            query = select(model).where(*conditions)
+            total = await s.scalar(select(func.count()).select_from(query.subquery()))
+            if order_by is not None:
+                query = query.order_by(order_by)
+            rows = (await s.scalars(query.limit(limit).offset(offset))).all()
+        return list(rows), int(total or 0)
+
+    def queue_position(self, task_id: str) -> tuple[int | None, float | None]:
+        """Where a waiting task stands in its queue, and the estimated wait in seconds."""
+        if not self.router.has_task(task_id):
+            return None, None
+        return self.router.queue_position(task_id), self.router.estimated_wait(task_id)
+
+    async def _has_open_task(self, conversation_id: str) -> bool:
+        async with self.db.sessions() as s:
+            return (await s.scalar(select(func.count()).select_from(Task).where(
+                Task.conversation_id == conversation_id,
+                Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))) != 0
+
+    # -- internals ----------------------------------------------------------------------
+
+    async def _route(self, command: Callable[[float], list[RouterEvent]]) -> None:
+        async with self._lock:
+            events = command(self.clock.now().timestamp())
+            await self._apply(events)
+        self._wake.set()
+
+    async def _apply(self, events: Sequence[RouterEvent]) -> None:
+        """Persist what the router decided, then publish it."""
+        if not events:
+            return
+        await self._retrying(lambda s: self._persist(s, events))
+        for event in events:
+            await self.bus.publish(event)
+            if isinstance(event, TaskFinished):
+                self.router.forget(event.task_id or "")
+
+    async def _persist(self, s: AsyncSession, events: Sequence[RouterEvent]) -> None:
+        for e in events:
+            at = datetime.fromtimestamp(e.at, tz=self.clock.now().tzinfo)
+            task = await s.get(Task, e.task_id) if e.task_id else None
+            if isinstance(e, PresenceChanged):
+                await _set(s, Agent, e.agent_id or "", presence=str(e.presence),
+                           presence_reason=e.reason, presence_since=at)
+                continue
+            if task is None:
+                continue
+            if isinstance(e, TaskQueued | TaskMoved):
+                task.queue_id = e.queue if isinstance(e, TaskQueued) else e.to_queue
+                task.status, task.agent_id = str(TaskStatus.PENDING), None
+                if isinstance(e, TaskQueued):
+                    task.workflow_filter, task.priority = e.workflow_filter, e.priority
+                await _set(s, Conversation, task.conversation_id, queue_id=task.queue_id)
+            elif isinstance(e, TaskOffered):
+                task.status, task.agent_id = str(TaskStatus.RESERVED), e.agent_id
+                task.offered_at = at
+            elif isinstance(e, OfferMissed | OfferWithdrawn | TaskRejected):
+                task.status, task.agent_id = str(TaskStatus.PENDING), None
+                if isinstance(e, OfferMissed):
+                    task.missed_count += 1
+                self._timeline(s, type(e).__name__, at, task.citizen_id, task.case_id,
+                               task.conversation_id, task.id, actor_id=e.agent_id)
+            elif isinstance(e, TaskAccepted):
+                task.status, task.agent_id = str(TaskStatus.ASSIGNED), e.agent_id
+                task.assigned_at = at
+                task.wait_seconds = e.wait_seconds
+                await _set(s, Conversation, task.conversation_id,
+                           status=str(ConversationStatus.AGENT), agent_id=e.agent_id)
+                case = await s.get_one(Case, task.case_id)
+                if case.status == CaseStatus.NEW:
+                    case.status = str(CaseStatus.OPEN)
+                self._timeline(s, "task_accepted", at, task.citizen_id, task.case_id,
+                               task.conversation_id, task.id, actor_id=e.agent_id,
+                               data={"wait_seconds": round(e.wait_seconds, 1)})
+            elif isinstance(e, TaskWrapping):
+                task.status, task.wrap_started_at = str(TaskStatus.WRAPPING), at
+            elif isinstance(e, TaskFinished):
+                task.status, task.finished_at = str(e.status), at
+                task.reason = e.reason or task.reason
+                if e.wait_seconds is not None and task.wait_seconds is None:
+                    task.wait_seconds = e.wait_seconds
+                self._timeline(s, f"task_{e.status}", at, task.citizen_id, task.case_id,
+                               task.conversation_id, task.id, actor_id=e.agent_id)
+
+    async def _update_conversation(self, conversation_id: str, **values: Any) -> None:
+        await self._retrying(lambda s: _set(s, Conversation, conversation_id, **values))
+
+    def _timeline(self, s: AsyncSession, kind: str, at: datetime, citizen_id: str | None,
+                  case_id: str | None, conversation_id: str | None, task_id: str | None = None,
+                  *, actor_id: str | None = None, data: Mapping[str, Any] | None = None) -> None:
+        s.add(TimelineEvent(id=new_id(), at=at, kind=kind, citizen_id=citizen_id,
+                            case_id=case_id, conversation_id=conversation_id, task_id=task_id,
+                            actor_id=actor_id, data=dict(data or {})))
+
+    async def _retrying(self, work: Callable[[AsyncSession], Awaitable[T]],
+                        attempts: int = 6) -> T:
+        """Run `work` in one transaction; retry on a lost race (unique key, busy SQLite)."""
+        for attempt in range(attempts):
+            try:
+                async with self.db.sessions() as s, s.begin():
+                    return await work(s)
+            except (IntegrityError, OperationalError) as exc:
+                retryable = isinstance(exc, IntegrityError) or "locked" in str(exc) or (
+                    "busy" in str(exc).lower()) or "could not serialize" in str(exc)
+                if not retryable or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.01 * (2**attempt))
+        raise AssertionError("unreachable")
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._background.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background %s failed", name, exc_info=t.exception())
+
+        task.add_done_callback(done)
+
+    async def _run_timers(self) -> None:
+        next_retry = 0.0
+        while True:
+            deadline = self.router.next_deadline()
+            now = self.clock.now().timestamp()
+            timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - now))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            try:
+                async with self._lock:
+                    await self._apply(self.router.tick(self.clock.now().timestamp()))
+                if now >= next_retry:
+                    next_retry = now + 1.0
+                    await self._deliver_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("router timer failed")
+                await asyncio.sleep(1.0)
+
+
+def _wrap_up(router: Router, task_id: str, agent_id: str, now: float) -> list[RouterEvent]:
+    return router.wrap_up(task_id, agent_id, now)
+
+
+def _abandon(router: Router, task_id: str, now: float) -> list[RouterEvent]:
+    return router.abandon(task_id, now)
+
+
+def _cancel(router: Router, task_id: str, reason: str, now: float) -> list[RouterEvent]:
+    return router.cancel(task_id, now, reason)
+
+
+def _profile(agent: Agent) -> AgentProfile:
+    capacity: dict[Channel, int] = {}
+    for key, value in (agent.capacity or {}).items():
+        with contextlib.suppress(ValueError):
+            capacity[Channel(key)] = int(value)
+    return AgentProfile(
+        agent.id, dict(agent.skills or {}), list(agent.languages or []), capacity,
+        {"department": agent.department, "username": agent.username,
+         "roles": list(agent.roles or [])},
+    )
+
+
+def _attachment(a: Any) -> dict[str, Any]:
+    return {"filename": a.filename, "content_type": a.content_type, "size": a.size, "ref": a.ref}
+
+
+async def _set(s: AsyncSession, model: Any, key: str, **values: Any) -> None:
+    row = await s.get(model, key)
+    if row is None:
+        raise NotFound(model.__tablename__, key)
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
+async def _bump(s: AsyncSession, case_id: str, field_name: str) -> None:
+    case = await s.get_one(Case, case_id)
+    setattr(case, field_name, getattr(case, field_name) + 1)
+
+
+#: How long a delivery attempt holds an outbox entry before another may take it over.
+DELIVERY_LEASE = timedelta(seconds=60)
+
+
+async def _claim(s: AsyncSession, message_id: str, now: datetime, first: bool) -> bool:
+    """Take the outbox entry for one delivery attempt, so that no two attempts (timer,
+    immediate send, another node) deliver the same message at once."""
+    conditions = [OutboxEntry.message_id == message_id]
+    if first:
+        conditions.append(OutboxEntry.status == "pending")
+    else:
+        conditions += [OutboxEntry.status.in_(("pending", "sending")),
+                       OutboxEntry.next_attempt_at <= now]
+    result = await s.execute(update(OutboxEntry).where(*conditions).values(
+        status="sending", next_attempt_at=now + DELIVERY_LEASE))
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def _mark_sent(s: AsyncSession, entry_id: str, message_id: str, provider_id: str | None,
+                     now: datetime) -> None:
+    await _set(s, OutboxEntry, entry_id, status="sent", sent_at=now,
+               provider_message_id=provider_id, attempts=OutboxEntry.attempts + 1)
+    await _set(s, Message, message_id, delivery="sent")

@@ -1,0 +1,135 @@
+"""Domain events and the event bus.
+
+Every step of a contact is an event; the console, the supervisor wall, metrics and
+alerts subscribe instead of polling. The in-process bus is the default; a Redis-backed
+bus with the same interface serves several app nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from routing.router import RouterEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """Base of the core's own events (the router's events are published as they are)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageStored(DomainEvent):
+    message_id: str
+    conversation_id: str
+    case_id: str
+    citizen_id: str
+    channel: str
+    direction: str
+    author: str
+    sequence: int
+    body: str
+    author_name: str | None = None
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationChanged(DomainEvent):
+    conversation_id: str
+    channel: str
+    status: str
+    agent_id: str | None = None
+    queue_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChanged(DomainEvent):
+    case_id: str
+    number: str
+    citizen_id: str
+    status: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryFailed(DomainEvent):
+    message_id: str
+    conversation_id: str
+    channel: str
+    error: str
+    attempts: int
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCreated(DomainEvent):
+    task_id: str
+    conversation_id: str
+    case_id: str
+    channel: str
+    reason: str
+
+
+Event = DomainEvent | RouterEvent
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class EventBus(Protocol):
+    """Publish events to every subscriber (on this node and, for Redis, on all nodes)."""
+
+    def subscribe(self, handler: Handler, *types: type) -> Callable[[], None]: ...
+
+    async def publish(self, event: Any) -> None: ...
+
+    def stream(self, *types: type, maxsize: int = 1000) -> AsyncIterator[Any]: ...
+
+
+class InProcessBus:
+    """The default bus: handlers are awaited in order of subscription; a failing handler
+    is logged and does not stop the others."""
+
+    def __init__(self) -> None:
+        self._handlers: list[tuple[tuple[type, ...], Handler]] = []
+
+    def subscribe(self, handler: Handler, *types: type) -> Callable[[], None]:
+        """Call `handler` for every event that is an instance of one of `types` (all if none)."""
+        entry = (types or (object,), handler)
+        self._handlers.append(entry)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._handlers.remove(entry)
+
+        return unsubscribe
+
+    async def publish(self, event: Any) -> None:
+        """Deliver `event` to the subscribers interested in it."""
+        for types, handler in list(self._handlers):
+            if isinstance(event, types):
+                try:
+                    await handler(event)
+                except Exception:
+                    log.exception("event handler failed", extra={"event": type(event).__name__})
+
+    async def stream(self, *types: type, maxsize: int = 1000) -> AsyncIterator[Any]:
+        """Iterate over events as they come; a consumer too slow for `maxsize` events
+        loses the oldest rather than slowing everyone down."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+
+        async def put(event: Any) -> None:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+
+        unsubscribe = self.subscribe(put, *types)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            unsubscribe()

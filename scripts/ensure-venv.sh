@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create or refresh .venv from requirements.lock (idempotent: a stamp holds the lock's hash).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+lock_hash=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+stamp=.venv/.onestop-lock-hash
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_hash" ]; then
+  exit 0
+fi
+echo "==> preparing Python environment (.venv)"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+echo "$lock_hash" > "$stamp"
