@@ -64,14 +64,17 @@ def build_app(
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True
     )
 
+    # Built now (no I/O yet) so that every room gets the same objects when it is wired;
+    # connections open and timers start in `core` below, when the server starts.
+    db = routing.create_database(settings.database_url)
+    center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot)
+    app[DATABASE_KEY] = db
+    app[CENTER_KEY] = center
+    app[AUTH_KEY] = routing.StaffAuth(db, center.clock)
+
     async def core(app: web.Application) -> AsyncIterator[None]:
-        db = routing.create_database(settings.database_url)
         if migrate_schema:
             await migrate(db)
-        center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot)
-        app[DATABASE_KEY] = db
-        app[CENTER_KEY] = center
-        app[AUTH_KEY] = routing.StaffAuth(db, center.clock)
         await center.start()
         yield
         await center.stop()
