@@ -3,7 +3,7 @@ presence and task accept/reject/complete (write). Documented at `/api/openapi.js
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -13,12 +13,15 @@ from agent_console.rest import REQUEST_ID, Api, Call, Out, Shape, error_response
 from routing import (
     Actor,
     AgentRecord,
+    AuditEntry,
     Case,
     CaseStatus,
     Conflict,
     ContactCenter,
     Conversation,
     Forbidden,
+    IdentityHint,
+    IdentityKind,
     LoginFailed,
     NotFound,
     Presence,
@@ -424,7 +427,247 @@ async def get_conversation(call: Call) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
+# The single citizen view (every read and change is audited by the core)
+
+
+class IdentityOut(Out):
+    id: str
+    kind: str
+    value: str
+    verified: bool
+    verified_by: str | None
+
+
+class CaseSummaryOut(Out):
+    id: str
+    number: str
+    status: str
+    category: str | None
+    created_at: datetime
+    open: bool
+
+
+class SuggestionOut(Out):
+    id: str
+    other_id: str
+    evidence: list[str]
+
+
+class CitizenOut(Out):
+    id: str
+    name_th: str | None
+    name_en: str | None
+    birth_date: date | None
+    address: str | None
+    flags: list[str]
+    erased: bool
+    identities: list[IdentityOut]
+    cases: list[CaseSummaryOut]
+    suggestions: list[SuggestionOut]
+    consents: dict[str, bool]
+
+
+class TimelineEntryOut(Out):
+    at: datetime
+    kind: str
+    case_id: str | None
+    conversation_id: str | None
+    channel: str | None
+    actor_id: str | None
+    data: dict[str, Any]
+
+
+class ProfileIn(Shape):
+    name_th: str | None = Field(default=None, max_length=200)
+    name_en: str | None = Field(default=None, max_length=200)
+    birth_date: date | None = None
+    address: str | None = Field(default=None, max_length=500)
+    verified_by: str | None = Field(default=None, max_length=40)
+
+
+class IdentityIn(Shape):
+    kind: IdentityKind
+    value: str = Field(min_length=1, max_length=254)
+    verified_by: str | None = Field(default=None, max_length=40)
+
+
+class FlagsIn(Shape):
+    flags: list[str] = Field(max_length=10)
+
+
+class MergeIn(Shape):
+    other_id: str = Field(min_length=1, max_length=32)
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class MergeOut(Out):
+    merge_id: str
+
+
+class ConsentIn(Shape):
+    purpose: str = Field(min_length=1, max_length=60)
+    granted: bool
+    channel: str | None = Field(default=None, max_length=12)
+    note: str | None = Field(default=None, max_length=300)
+
+
+class EraseIn(Shape):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class LinkIn(Shape):
+    case_number: str = Field(pattern=r"^OS-\d{4}-\d{6}$")
+
+
+@api.route("GET", "/citizens/{citizen_id}", summary="The citizen 360: profile, identities "
+           "(national ID masked unless your role needs it), flags, cases, merge suggestions",
+           tag="citizens", response=CitizenOut, query={"reason": "why you are looking"})
+async def get_citizen(call: Call) -> dict[str, Any]:
+    return await _center(call).citizen_view(call.params["citizen_id"], _actor(call),
+                                            call.query.get("reason"))
+
+
+@api.route("GET", "/citizens/{citizen_id}/timeline", summary="Everything that happened with "
+           "a citizen across channels, oldest first", tag="citizens",
+           response=list[TimelineEntryOut],
+           query={"kind": "comma-separated kinds (message, conversation_opened, …)",
+                  "channel": "voice, chat, email, kiosk, sms", "case": "a case id",
+                  "since": "ISO time", "until": "ISO time"})
+async def get_timeline(call: Call) -> list[dict[str, Any]]:
+    kinds = [k for k in call.query.get("kind", "").split(",") if k]
+    return await _center(call).timeline(
+        call.params["citizen_id"], _actor(call), kinds=kinds,
+        channel=call.query.get("channel"), case_id=call.query.get("case"),
+        since=_time(call, "since"), until=_time(call, "until"))
+
+
+@api.route("PATCH", "/citizens/{citizen_id}", summary="Tell once: change name, birth date or "
+           "address, seen everywhere and passed to the departments concerned",
+           tag="citizens", body=ProfileIn, response=CitizenOut)
+async def update_citizen(call: Call) -> dict[str, Any]:
+    changes = call.body.model_dump(exclude_unset=True)
+    verified_by = changes.pop("verified_by", None)
+    center = _center(call)
+    await center.update_profile(call.params["citizen_id"], changes, _actor(call), verified_by)
+    return await center.citizen_view(call.params["citizen_id"], _actor(call))
+
+
+@api.route("POST", "/citizens/{citizen_id}/identities", summary="Add an identifier (verified "
+           "by you: merges a record that holds it)", tag="citizens", body=IdentityIn,
+           response=CitizenOut)
+async def add_identity(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    await center.add_identity(call.params["citizen_id"], IdentityHint(
+        call.body.kind, call.body.value, call.body.verified_by), _actor(call))
+    return await center.citizen_view(call.params["citizen_id"], _actor(call))
+
+
+@api.route("PUT", "/citizens/{citizen_id}/flags", summary="Vulnerable-group flags known to "
+           "staff (disability card, welfare card…)", tag="citizens", body=FlagsIn,
+           response=CitizenOut)
+async def set_flags(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    await center.set_flags(call.params["citizen_id"], call.body.flags, _actor(call))
+    return await center.citizen_view(call.params["citizen_id"], _actor(call))
+
+
+@api.route("POST", "/citizens/{citizen_id}/merge", summary="Merge another record into this "
+           "citizen (undo with /merges/{id}/undo)", tag="citizens", body=MergeIn,
+           response=MergeOut)
+async def merge_citizens(call: Call) -> dict[str, Any]:
+    merge_id = await _center(call).merge_citizens(call.body.other_id, call.params["citizen_id"],
+                                                  _actor(call), call.body.reason)
+    return {"merge_id": merge_id}
+
+
+@api.route("POST", "/merges/{merge_id}/undo", summary="Undo a merge exactly", tag="citizens",
+           roles=("supervisor",))
+async def undo_merge(call: Call) -> None:
+    await _center(call).unmerge_citizens(call.params["merge_id"], _actor(call))
+
+
+@api.route("POST", "/suggestions/{suggestion_id}/confirm", summary="Confirm a merge "
+           "suggestion (the records merge)", tag="citizens")
+async def confirm_suggestion(call: Call) -> None:
+    await _center(call).decide_suggestion(call.params["suggestion_id"], True, _actor(call))
+
+
+@api.route("POST", "/suggestions/{suggestion_id}/reject", summary="Reject a merge suggestion",
+           tag="citizens")
+async def reject_suggestion(call: Call) -> None:
+    await _center(call).decide_suggestion(call.params["suggestion_id"], False, _actor(call))
+
+
+@api.route("POST", "/citizens/{citizen_id}/consents", summary="Record consent given or "
+           "withdrawn for a purpose", tag="citizens", body=ConsentIn, response=CitizenOut)
+async def record_consent(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    await center.record_consent(call.params["citizen_id"], call.body.purpose,
+                                call.body.granted, _actor(call), call.body.channel,
+                                call.body.note)
+    return await center.citizen_view(call.params["citizen_id"], _actor(call))
+
+
+@api.route("GET", "/citizens/{citizen_id}/export", summary="Everything held about a citizen "
+           "(PDPA subject access)", tag="citizens", roles=("supervisor",))
+async def export_citizen(call: Call) -> web.StreamResponse:
+    data = await _center(call).export_citizen(call.params["citizen_id"], _actor(call))
+    return web.json_response(data, headers={
+        "Content-Disposition": f'attachment; filename="citizen-{data["citizen"]["id"]}.json"'})
+
+
+@api.route("POST", "/citizens/{citizen_id}/erase", summary="Anonymise a citizen, keeping "
+           "statistics (PDPA erasure)", tag="citizens", body=EraseIn, roles=("admin",))
+async def erase_citizen(call: Call) -> None:
+    await _center(call).erase_citizen(call.params["citizen_id"], _actor(call), call.body.reason)
+
+
+@api.route("PUT", "/conversations/{conversation_id}/case", summary="File a conversation "
+           "under another case of the same citizen", tag="conversations", body=LinkIn)
+async def link_conversation(call: Call) -> None:
+    await _center(call).link_conversation(call.params["conversation_id"],
+                                          call.body.case_number, _actor(call))
+
+
+class AuditOut(Out):
+    at: datetime
+    actor_id: str | None
+    actor_role: str | None
+    action: str
+    subject_type: str
+    subject_id: str | None
+    citizen_id: str | None
+    reason: str | None
+
+
+@api.route("GET", "/audit", summary="Who viewed or changed citizens' data", tag="citizens",
+           response=list[AuditOut], roles=("supervisor",),
+           query={"citizen_id": "only this citizen", "limit": "page size (≤ 200)",
+                  "offset": "rows to skip"})
+async def list_audit(call: Call) -> list[AuditEntry]:
+    conditions = []
+    if call.query.get("citizen_id"):
+        conditions.append(AuditEntry.citizen_id == call.query["citizen_id"])
+    limit, offset = _paging(call)
+    rows, _ = await _center(call).list_rows(AuditEntry, *conditions,
+                                            order_by=AuditEntry.at.desc(),
+                                            limit=limit, offset=offset)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
 # Helpers
+
+
+def _time(call: Call, name: str) -> datetime | None:
+    value = call.query.get(name)
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name}: not an ISO time ({value!r})") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _center(call: Call) -> ContactCenter:

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing import citizens
 from routing.config import Settings
 from routing.domain import (
     Author,
@@ -28,6 +29,8 @@ from routing.domain import (
     Channel,
     ConversationStatus,
     Direction,
+    IdentityHint,
+    IdentityKind,
     InboundMessage,
     IngestResult,
     OutboundMessage,
@@ -37,6 +40,8 @@ from routing.domain import (
 from routing.errors import Conflict, NotFound
 from routing.events import (
     CaseChanged,
+    CitizenChanged,
+    CitizensMerged,
     ConversationChanged,
     DeliveryFailed,
     EventBus,
@@ -45,7 +50,7 @@ from routing.events import (
     TaskCreated,
 )
 from routing.hours import BusinessHours
-from routing.identity import normalise_hint
+from routing.identity import mask, normalise_hint
 from routing.ports import (
     Bot,
     BotTurn,
@@ -75,10 +80,11 @@ from routing.storage.tables import (
     Agent,
     AuditEntry,
     Case,
-    Citizen,
+    Consent,
     Conversation,
     Counter,
     Identity,
+    MergeSuggestion,
     Message,
     OutboxEntry,
     ProviderEvent,
@@ -208,8 +214,9 @@ class ContactCenter:
         """
         hints = tuple(normalise_hint(h) for h in inbound.identity_hints)
         inbound_now = inbound.received_at or self.clock.now()
-        result, created = await self._retrying(lambda s: self._store_inbound(s, inbound, hints,
-                                                                              inbound_now))
+        result, created = await self._retrying(
+            lambda s: self._store_inbound(s, inbound, hints, inbound_now)
+        )
         if not result.duplicate:
             await self.bus.publish(
                 MessageStored(result.message_id, result.conversation_id, result.case_id,
@@ -257,7 +264,8 @@ class ContactCenter:
         language = inbound.language or detect_language(inbound.body)
         created: ConversationChanged | None = None
         if conv is None:
-            citizen = await self._resolve_citizen(s, hints, now)
+            resolution = await citizens.resolve(s, hints, now, self.settings.citizens)
+            citizen = resolution.citizen
             case = None
             if inbound.case_number:
                 case = await s.scalar(select(Case).where(Case.number == inbound.case_number,
@@ -269,7 +277,8 @@ class ContactCenter:
                 id=new_id(), channel=channel, provider_key=inbound.conversation_key,
                 citizen_id=citizen.id, case_id=case.id, status=str(status),
                 language=language, subject=inbound.subject, started_at=now,
-                attributes={"queue_hint": inbound.queue_hint, **dict(inbound.metadata)},
+                attributes={"queue_hint": inbound.queue_hint,
+                            "verified": resolution.verified, **dict(inbound.metadata)},
                 message_count=0, bot_misses=0,
             )
             s.add(conv)
@@ -282,7 +291,7 @@ class ContactCenter:
             new_conversation = True
         else:
             case = await s.get_one(Case, conv.case_id)
-            await self._attach_identities(s, conv.citizen_id, hints, now)
+            await citizens.attach(s, conv.citizen_id, hints, now, self.settings.citizens)
             new_conversation = False
             if conv.status == ConversationStatus.CLOSED:
                 conv.status, conv.ended_at = str(self._entry_status(inbound.channel)), None
@@ -303,46 +312,6 @@ class ContactCenter:
             case.status, case.updated_at = str(CaseStatus.OPEN), now
         return IngestResult(message.id, conv.id, conv.citizen_id, case.id, case.number, False,
                             new_conversation, seq), created
-
-    async def _resolve_citizen(
-        self, s: AsyncSession, hints: Sequence[Any], now: datetime
-    ) -> Citizen:
-        """Find the citizen an identifier belongs to, verified identifiers first; a new
-        citizen record when none is known."""
-        found: Citizen | None = None
-        for hint in sorted(hints, key=lambda h: not h.verified):
-            identity = await s.scalar(
-                select(Identity).where(Identity.kind == str(hint.kind),
-                                       Identity.value == hint.value)
-            )
-            if identity is not None:
-                found = await s.get_one(Citizen, identity.citizen_id)
-                while found.merged_into:
-                    found = await s.get_one(Citizen, found.merged_into)
-                break
-        if found is None:
-            found = Citizen(id=new_id(), created_at=now, updated_at=now, flags=[], attributes={})
-            s.add(found)
-            await s.flush()
-        await self._attach_identities(s, found.id, hints, now)
-        return found
-
-    async def _attach_identities(
-        self, s: AsyncSession, citizen_id: str, hints: Sequence[Any], now: datetime
-    ) -> None:
-        for hint in hints:
-            identity = await s.scalar(
-                select(Identity).where(Identity.kind == str(hint.kind),
-                                       Identity.value == hint.value)
-            )
-            if identity is None:
-                s.add(Identity(id=new_id(), citizen_id=citizen_id, kind=str(hint.kind),
-                               value=hint.value, verified=hint.verified,
-                               verified_by=hint.verified_by,
-                               verified_at=now if hint.verified else None, created_at=now))
-            elif hint.verified and not identity.verified and identity.citizen_id == citizen_id:
-                identity.verified, identity.verified_by = True, hint.verified_by
-                identity.verified_at = now
 
     async def _open_case(
         self, s: AsyncSession, citizen_id: str, now: datetime, language: str,
@@ -458,7 +427,7 @@ class ContactCenter:
             if open_task is not None:
                 return open_task
             case = await s.get_one(Case, conv.case_id)
-            citizen = await s.get_one(Citizen, conv.citizen_id)
+            citizen = await citizens.live(s, conv.citizen_id)
             last_agent = await s.scalar(
                 select(Task.agent_id).where(Task.citizen_id == citizen.id,
                                             Task.status == str(TaskStatus.COMPLETED))
@@ -471,7 +440,8 @@ class ContactCenter:
                 "language": context.get("language") or conv.language or "th",
                 "category": category,
                 "urgent": bool(context.get("urgent") or (spec and spec.urgent)),
-                "vulnerable": list(citizen.flags or []),
+                "vulnerable": citizens.vulnerability(citizen, now.date(),
+                                                     self.settings.citizens),
                 "citizen_id": citizen.id,
                 "case_id": case.id,
                 "case_number": case.number,
@@ -778,6 +748,259 @@ class ContactCenter:
                              request_id=actor.request_id, data=dict(data or {})))
 
         await self._retrying(store)
+
+    # -- the single citizen view ---------------------------------------------------------
+
+    async def citizen_view(self, citizen_id: str, actor: Actor,
+                           reason: str | None = None) -> dict[str, Any]:
+        """The citizen 360: profile, identities (the national ID masked for roles that do
+        not need it), vulnerability flags, cases, pending merge suggestions, consents.
+        Every view is written to the audit log."""
+        today = self.clock.now().date()
+        rules = self.settings.citizens
+        async with self.db.sessions() as s:
+            citizen = await citizens.live(s, citizen_id)
+            identities = (await s.scalars(select(Identity).where(
+                Identity.citizen_id == citizen.id).order_by(Identity.created_at))).all()
+            cases = (await s.scalars(select(Case).where(Case.citizen_id == citizen.id)
+                                     .order_by(Case.created_at.desc()))).all()
+            suggestions = (await s.scalars(select(MergeSuggestion).where(
+                (MergeSuggestion.citizen_id == citizen.id)
+                | (MergeSuggestion.other_id == citizen.id),
+                MergeSuggestion.status == "pending"))).all()
+            consents = (await s.scalars(select(Consent).where(
+                Consent.citizen_id == citizen.id).order_by(Consent.at))).all()
+        unmasked = actor.role in rules.national_id_visible_to or actor.role == "system"
+        await self.audit(actor, "view", "citizen", citizen.id, citizen.id, reason)
+        latest: dict[str, bool] = {}
+        for consent in consents:
+            latest[consent.purpose] = consent.granted
+        return {
+            "id": citizen.id,
+            "name_th": citizen.name_th, "name_en": citizen.name_en,
+            "birth_date": citizen.birth_date,
+            "address": (citizen.attributes or {}).get("address"),
+            "flags": citizens.vulnerability(citizen, today, rules),
+            "erased": citizen.erased_at is not None,
+            "identities": [
+                {"id": i.id, "kind": i.kind, "verified": i.verified, "verified_by": i.verified_by,
+                 "value": i.value if (unmasked or i.kind != IdentityKind.NATIONAL_ID)
+                 else mask(i.kind, i.value)}
+                for i in identities
+            ],
+            "cases": [{"id": c.id, "number": c.number, "status": c.status,
+                       "category": c.category, "created_at": c.created_at,
+                       "open": c.status in OPEN_CASE_STATUSES} for c in cases],
+            "suggestions": [{"id": g.id, "other_id": g.other_id if g.citizen_id == citizen.id
+                             else g.citizen_id, "evidence": g.evidence} for g in suggestions],
+            "consents": latest,
+        }
+
+    async def timeline(self, citizen_id: str, actor: Actor, *, kinds: Sequence[str] = (),
+                       channel: str | None = None, case_id: str | None = None,
+                       since: datetime | None = None, until: datetime | None = None,
+                       limit: int = 500) -> list[dict[str, Any]]:
+        """Every conversation, message, hand-off, task step, case change, merge and rating
+        of a citizen in one chronological list, with filters. Audited."""
+        async with self.db.sessions() as s:
+            citizen = await citizens.live(s, citizen_id)
+            conversations = {c.id: c for c in (await s.scalars(select(Conversation).where(
+                Conversation.citizen_id == citizen.id))).all()}
+            events = (await s.scalars(select(TimelineEvent).where(
+                TimelineEvent.citizen_id == citizen.id))).all()
+            messages = (await s.scalars(select(Message).where(
+                Message.conversation_id.in_(list(conversations))))).all()
+        await self.audit(actor, "view_timeline", "citizen", citizen.id, citizen.id)
+        entries: list[dict[str, Any]] = []
+        for e in events:
+            conv = conversations.get(e.conversation_id or "")
+            entries.append({"at": e.at, "kind": e.kind, "case_id": e.case_id,
+                            "conversation_id": e.conversation_id,
+                            "channel": conv.channel if conv else None,
+                            "actor_id": e.actor_id, "data": e.data})
+        for m in messages:
+            conv = conversations[m.conversation_id]
+            entries.append({"at": m.created_at, "kind": "message", "case_id": conv.case_id,
+                            "conversation_id": conv.id, "channel": m.channel,
+                            "actor_id": m.author_id,
+                            "data": {"direction": m.direction, "author": m.author,
+                                     "internal": m.internal, "body": m.body, "seq": m.seq}})
+        out = [
+            e for e in entries
+            if (not kinds or e["kind"] in kinds) and (channel is None or e["channel"] == channel)
+            and (case_id is None or e["case_id"] == case_id)
+            and (since is None or e["at"] >= since) and (until is None or e["at"] <= until)
+        ]
+        out.sort(key=lambda e: (e["at"], e["kind"] != "conversation_opened"))
+        return out[:limit]
+
+    async def add_identity(self, citizen_id: str, hint: IdentityHint, actor: Actor) -> list[str]:
+        """An agent adds (and may verify) an identifier; one owned by another record
+        merges it (verified) or proposes a merge. Returns merged record ids."""
+        checked = normalise_hint(hint)
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> list[str]:
+            citizen = await citizens.live(s, citizen_id)
+            return await citizens.attach(s, citizen.id, [checked], now, self.settings.citizens)
+
+        merged = await self._retrying(apply)
+        await self.audit(actor, "add_identity", "citizen", citizen_id, citizen_id,
+                         data={"kind": str(checked.kind), "verified_by": checked.verified_by})
+        return merged
+
+    async def merge_citizens(self, source_id: str, target_id: str, actor: Actor,
+                             reason: str | None = None) -> str:
+        """Fold one citizen record into another (audited; undo with `unmerge_citizens`)."""
+        now = self.clock.now()
+        record = await self._retrying(
+            lambda s: citizens.merge(s, source_id, target_id, now, actor.id, reason))
+        await self.audit(actor, "merge", "citizen", record.target_id, record.target_id, reason,
+                         data={"merge_id": record.id, "source": record.source_id})
+        await self.bus.publish(CitizensMerged(record.id, record.source_id, record.target_id))
+        return record.id
+
+    async def unmerge_citizens(self, merge_id: str, actor: Actor) -> None:
+        """Undo a merge exactly (audited)."""
+        now = self.clock.now()
+        record = await self._retrying(lambda s: citizens.unmerge(s, merge_id, now, actor.id))
+        await self.audit(actor, "unmerge", "citizen", record.target_id, record.target_id,
+                         data={"merge_id": merge_id, "source": record.source_id})
+        await self.bus.publish(CitizensMerged(record.id, record.source_id, record.target_id,
+                                              undone=True))
+
+    async def decide_suggestion(self, suggestion_id: str, confirm: bool, actor: Actor) -> None:
+        """An agent confirms (merge) or rejects a merge suggestion."""
+        async with self.db.sessions() as s:
+            row = await s.get(MergeSuggestion, suggestion_id)
+        if row is None:
+            raise NotFound("suggestion", suggestion_id)
+        if row.status != "pending":
+            raise Conflict(f"suggestion already {row.status}")
+        if confirm:
+            await self.merge_citizens(row.other_id, row.citizen_id, actor, "suggestion confirmed")
+        else:
+            now = self.clock.now()
+            await self._retrying(lambda s: _set(s, MergeSuggestion, suggestion_id,
+                                                status="rejected", decided_at=now,
+                                                decided_by=actor.id))
+            await self.audit(actor, "reject_suggestion", "citizen", row.citizen_id,
+                             row.citizen_id, data={"other": row.other_id})
+
+    async def update_profile(self, citizen_id: str, changes: Mapping[str, Any], actor: Actor,
+                             verified_by: str | None = None) -> list[str]:
+        """Tell once: the change is recorded on the one citizen record, seen everywhere,
+        and the departments interested in each field are told through the bus."""
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> tuple[str, list[str]]:
+            citizen, changed = await citizens.update_profile(s, citizen_id, changes,
+                                                             verified_by, now)
+            if changed:
+                self._timeline(s, "profile_changed", now, citizen.id, None, None,
+                               actor_id=actor.id, data={"fields": changed})
+                if {"name_th", "birth_date"} & set(changed):
+                    await citizens.suggest_by_profile(s, citizen, now, self.settings.citizens)
+            return citizen.id, changed
+
+        live_id, changed = await self._retrying(apply)
+        if changed:
+            await self.audit(actor, "change", "citizen", live_id, live_id,
+                             data={"fields": changed})
+            interested = sorted({d for f in changed
+                                 for d in self.settings.citizens.tell_once.get(f, [])})
+            await self.bus.publish(CitizenChanged(live_id, tuple(changed), tuple(interested)))
+        return changed
+
+    async def set_flags(self, citizen_id: str, flags: Sequence[str], actor: Actor) -> None:
+        """Set the vulnerable-group flags an agent or kiosk knows (disability card…)."""
+        unknown = set(flags) - citizens.MANUAL_FLAGS
+        if unknown:
+            raise ValueError(f"flags: unknown {', '.join(sorted(unknown))}")
+
+        async def apply(s: AsyncSession) -> str:
+            citizen = await citizens.live(s, citizen_id)
+            citizen.flags = sorted(set(flags))
+            return citizen.id
+
+        live_id = await self._retrying(apply)
+        await self.audit(actor, "change", "citizen", live_id, live_id, data={"flags": list(flags)})
+
+    async def record_consent(self, citizen_id: str, purpose: str, granted: bool, actor: Actor,
+                             channel: str | None = None, note: str | None = None) -> None:
+        """Record a consent given or withdrawn for one purpose."""
+        if purpose not in self.settings.citizens.consent_purposes:
+            raise ValueError(f"purpose: {purpose!r} is not one of "
+                             f"{', '.join(self.settings.citizens.consent_purposes)}")
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> str:
+            citizen = await citizens.live(s, citizen_id)
+            s.add(Consent(id=new_id(), citizen_id=citizen.id, purpose=purpose, granted=granted,
+                          channel=channel, actor_id=actor.id, note=note, at=now))
+            return citizen.id
+
+        live_id = await self._retrying(apply)
+        await self.audit(actor, "consent", "citizen", live_id, live_id,
+                         data={"purpose": purpose, "granted": granted})
+
+    async def export_citizen(self, citizen_id: str, actor: Actor) -> dict[str, Any]:
+        """Everything held about a citizen (PDPA subject access), audited."""
+        async with self.db.sessions() as s:
+            data = await citizens.export(s, citizen_id)
+        await self.audit(actor, "export", "citizen", data["citizen"]["id"],
+                         data["citizen"]["id"])
+        return data
+
+    async def erase_citizen(self, citizen_id: str, actor: Actor, reason: str) -> None:
+        """Anonymise a citizen while keeping the statistics (PDPA erasure), audited."""
+        now = self.clock.now()
+        await self._retrying(lambda s: citizens.erase(s, citizen_id, now))
+        await self.audit(actor, "erase", "citizen", citizen_id, citizen_id, reason)
+
+    async def link_conversation(self, conversation_id: str, case_number: str,
+                                actor: Actor) -> None:
+        """Put a conversation under another case of the same citizen (e.g. a caller
+        asking about a case opened by email)."""
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> tuple[str, str]:
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None:
+                raise NotFound("conversation", conversation_id)
+            case = await s.scalar(select(Case).where(Case.number == case_number))
+            if case is None:
+                raise NotFound("case", case_number)
+            owner = await citizens.live(s, conv.citizen_id)
+            if (await citizens.live(s, case.citizen_id)).id != owner.id:
+                raise Conflict("the case belongs to another citizen; merge the records first")
+            old = await s.get_one(Case, conv.case_id)
+            if old.id == case.id:
+                return old.id, case.id
+            conv.case_id = case.id
+            old.conversation_count = max(0, old.conversation_count - 1)
+            case.conversation_count += 1
+            await s.execute(update(Task).where(Task.conversation_id == conv.id)
+                            .values(case_id=case.id))
+            if old.conversation_count == 0 and old.status in OPEN_CASE_STATUSES:
+                old.status, old.closed_at = str(CaseStatus.CLOSED), now
+                old.resolution = f"merged into {case.number}"
+            self._timeline(s, "conversation_linked", now, owner.id, case.id, conv.id,
+                           actor_id=actor.id, data={"from_case": old.number})
+            return old.id, case.id
+
+        old_id, new_id_ = await self._retrying(apply)
+        await self.audit(actor, "link_conversation", "case", new_id_, None,
+                         data={"conversation": conversation_id, "from_case": old_id})
+
+    async def open_cases(self, citizen_id: str) -> list[Case]:
+        """The citizen's open cases, newest first (offered to a returning caller)."""
+        async with self.db.sessions() as s:
+            citizen = await citizens.live(s, citizen_id)
+            return list((await s.scalars(select(Case).where(
+                Case.citizen_id == citizen.id,
+                Case.status.in_([str(x) for x in OPEN_CASE_STATUSES]))
+                .order_by(Case.updated_at.desc()))).all())
 
     # -- queries ------------------------------------------------------------------------
 

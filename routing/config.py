@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -137,6 +137,19 @@ class CatalogueFile(_Strict):
     categories: list[CategorySpec] = Field(min_length=1)
 
 
+class CitizenRules(_Strict):
+    """How citizens are recognised, differentiated and protected (config/citizens.yaml)."""
+
+    on_verified_conflict: Literal["merge", "propose"] = "merge"
+    suggest_on_name_and_birth_date: bool = True
+    suggest_on_unverified_match: bool = True
+    elderly_age: int = Field(default=60, ge=1, le=150)
+    child_age: int = Field(default=18, ge=1, le=30)
+    tell_once: dict[str, list[str]] = Field(default_factory=dict)
+    national_id_visible_to: list[str] = Field(default_factory=lambda: ["supervisor", "admin"])
+    consent_purposes: list[str] = Field(default_factory=lambda: ["service_delivery"])
+
+
 class DepartmentSpec(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: LocalizedText
@@ -206,6 +219,7 @@ class Settings:
     workflow: Workflow
     categories: Mapping[str, CategorySpec] = field(default_factory=dict)
     departments: Mapping[str, DepartmentSpec] = field(default_factory=dict)
+    citizens: CitizenRules = field(default_factory=CitizenRules)
 
     def channel(self, channel: Channel) -> ChannelSettings:
         return self.channels.get(channel) or ChannelSettings(
@@ -236,12 +250,22 @@ def load_settings(config_dir: Path | str) -> Settings:
     departments = (
         _Source.load(departments_path, DepartmentsFile) if departments_path.exists() else None
     )
-    return compile_settings(
+    citizens_path = config_dir / "citizens.yaml"
+    citizens = _Source.load(citizens_path, CitizenRules) if citizens_path.exists() else None
+    settings = compile_settings(
         queues.model, workflow.model,
         catalogue.model if catalogue else None,
         departments.model if departments else None,
         sources=(queues, workflow, catalogue or _Source(str(catalogue_path), None, {})),
     )
+    if citizens is None:
+        return settings
+    for field_name, department_ids in citizens.model.tell_once.items():
+        for i, department in enumerate(department_ids):
+            if department not in settings.departments:
+                raise citizens.error(("tell_once", field_name, i),
+                                     f"tell_once.{field_name}: unknown department {department!r}")
+    return replace(settings, citizens=citizens.model)
 
 
 @dataclass(frozen=True)

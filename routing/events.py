@@ -58,6 +58,24 @@ class CaseChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CitizenChanged(DomainEvent):
+    """A citizen's profile changed ("tell once"): the departments interested in each
+    changed field are named, so their adapters can pass it on."""
+
+    citizen_id: str
+    fields: tuple[str, ...]
+    departments: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CitizensMerged(DomainEvent):
+    merge_id: str
+    source_id: str
+    target_id: str
+    undone: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryFailed(DomainEvent):
     message_id: str
     conversation_id: str

@@ -282,3 +282,47 @@ class ProviderEvent(Base):
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class CitizenMerge(Base):
+    """One merge of two citizen records, with what moved, so it can be undone exactly."""
+
+    __tablename__ = "citizen_merges"
+    id: Mapped[str] = _id()
+    source_id: Mapped[str] = mapped_column(String(32), index=True)
+    target_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    snapshot: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    undone_at: Mapped[datetime | None]
+    undone_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class MergeSuggestion(Base):
+    """Weak evidence that two records are one person, for an agent to confirm or reject."""
+
+    __tablename__ = "merge_suggestions"
+    __table_args__ = (UniqueConstraint("citizen_id", "other_id"),)
+    id: Mapped[str] = _id()
+    citizen_id: Mapped[str] = mapped_column(String(32), index=True)
+    other_id: Mapped[str] = mapped_column(String(32), index=True)
+    evidence: Mapped[list[Any]] = mapped_column(default=list)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    created_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+
+
+class Consent(Base):
+    """A citizen's consent (or its withdrawal) for one purpose (Thai PDPA)."""
+
+    __tablename__ = "consents"
+    id: Mapped[str] = _id()
+    citizen_id: Mapped[str] = mapped_column(String(32), index=True)
+    purpose: Mapped[str] = mapped_column(String(60))
+    granted: Mapped[bool] = mapped_column(Boolean)
+    channel: Mapped[str | None] = mapped_column(String(12))
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(String(300))
+    at: Mapped[datetime]
