@@ -753,7 +753,7 @@ async def authenticate(request: web.Request) -> StaffIdentity | None:
     token = _token(request)
     if not token:
         return None
-    staff = await request.app[AUTH_KEY].authenticate(token)
+    staff = await request.config_dict[AUTH_KEY].authenticate(token)
     if staff is None:
         return None
     unsafe = request.method not in ("GET", "HEAD", "OPTIONS")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("seed-demo", help="create the demo staff")
     args = parser.parse_args(argv)
     settings = AppSettings.from_env()
+    if getattr(args, "demo", False):
+        settings = replace(settings, demo=True)
     configure_logging(settings.log_level)
     try:
         rsettings = routing.load_settings(settings.config_dir)
@@ -67,7 +70,7 @@ def _banner(settings: AppSettings, *, demo: bool) -> None:
     base = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}"  # noqa: S104
     base += f":{settings.http_port}"
     print(f"\nOneStop is running{' with demo data' if demo else ''}. Open:")
-    print(f"  {'home':<22} {base}/")
+    print(f"  {'all parts':<22} {base}/about")
     for part in PARTS:
         print(f"  {part['en']:<22} {base}{part['href']}")
     print(f"  {'database':<22} {settings.database_url.split('@')[-1]}")

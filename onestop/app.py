@@ -18,6 +18,9 @@ from pydantic import ValidationError
 import routing
 from agent_console.api import AUTH_KEY, CENTER_KEY, api, authenticate
 from agent_console.rest import REQUEST_ID, error_response
+from bot import wiring as bot_wiring
+from channels import kiosk, webchat
+from channels.email import wiring as email_wiring
 from onestop.database import current_revision, head_revision, migrate
 from onestop.logs import request_id_var
 from onestop.settings import AppSettings
@@ -31,6 +34,8 @@ STARTED_KEY = web.AppKey("started_at", float)
 
 #: Parts of the service desk that exist so far, for the home page and the start-up banner.
 PARTS = [
+    {"href": "/", "th": "เว็บไซต์หน่วยงานตัวอย่าง พร้อมแชต", "en": "Demo agency website with chat"},
+    {"href": "/kiosk/", "th": "ตู้บริการอัตโนมัติ (ตัวอย่าง)", "en": "Self-service kiosk (reference app)"},
     {"href": "/api/openapi.json", "th": "เอกสาร REST API (OpenAPI)", "en": "REST API (OpenAPI)"},
     {"href": "/healthz", "th": "สถานะระบบ", "en": "Health"},
     {"href": "/readyz", "th": "ความพร้อมของระบบ", "en": "Readiness"},
@@ -46,11 +51,13 @@ def build_app(
     clock: routing.Clock | None = None,
     bot: routing.Bot | None = None,
     migrate_schema: bool = True,
+    wire_rooms: bool = True,
 ) -> web.Application:
     """Create the aiohttp application for one app node.
 
     Configuration files are loaded here, so a broken file stops start-up with a
-    `ConfigError` naming the file, the line and the problem.
+    `ConfigError` naming the file, the line and the problem. `wire_rooms=False` leaves
+    the channel rooms out (a room's own tests wire it with their own options).
     """
     rsettings = routing_settings or routing.load_settings(settings.config_dir)
     app = web.Application(
@@ -67,7 +74,8 @@ def build_app(
     # Built now (no I/O yet) so that every room gets the same objects when it is wired;
     # connections open and timers start in `core` below, when the server starts.
     db = routing.create_database(settings.database_url)
-    center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot)
+    blobs = routing.FileBlobStore(settings.data_dir / "blobs")
+    center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot, blobs=blobs)
     app[DATABASE_KEY] = db
     app[CENTER_KEY] = center
     app[AUTH_KEY] = routing.StaffAuth(db, center.clock)
@@ -81,13 +89,30 @@ def build_app(
         await db.dispose()
 
     app.cleanup_ctx.append(core)
-    app.router.add_get("/", home)
+    app.router.add_get("/about", home)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/api/openapi.json", openapi)
     app.router.add_static("/static", HERE / "static")
     api.add_to(app, authenticate)
+    if wire_rooms:
+        if bot is None and (settings.rasa_url or settings.bot == "managed"):
+            bot_wiring.setup(app, center, rasa_url=settings.rasa_url,
+                             rasa_token=settings.rasa_token, http_port=settings.http_port)
+        _wire_channels(app, center, settings)
     return app
+
+
+def _wire_channels(app: web.Application, center: routing.ContactCenter,
+                   settings: AppSettings) -> None:
+    """Plug each channel adapter into the core (each reads its own config file)."""
+    webchat.setup(app, center, demo_site=True)
+    kiosk.setup(app, center, authenticate=authenticate, demo=settings.demo)
+    email_config = settings.config_dir / "email.yaml"
+    if email_config.exists() and settings.smtp_port >= 0:
+        email_wiring.setup(app, center, email_wiring.load_settings(email_config),
+                           smtp_host=settings.host, smtp_port=settings.smtp_port,
+                           secrets=settings.secrets)
 
 
 @aiohttp_jinja2.template("index.html")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,17 @@ def target_metadata() -> list[MetaData]:
     return [routing.metadata, *_room_metadata()]
 
 
-def _room_metadata() -> list[MetaData]:
-    try:
-        import knowledge
-    except ImportError:  # pragma: no cover - the room is optional while it is being built
-        return []
-    extra = getattr(knowledge, "metadata", None)
-    return [extra] if isinstance(extra, MetaData) else []
+#: Rooms that own tables of their own (each exports `metadata`).
+ROOMS_WITH_TABLES = ("channels.kiosk", "knowledge")
+
+
+def _room_metadata(rooms: tuple[str, ...] = ROOMS_WITH_TABLES) -> list[MetaData]:
+    found = []
+    for name in rooms:
+        extra = getattr(importlib.import_module(name), "metadata", None)
+        if isinstance(extra, MetaData):
+            found.append(extra)
+    return found
 
 
 def alembic_config() -> Config:

@@ -21,9 +21,14 @@ class AppSettings:
     public_url: str = ""
     redis_url: str | None = None
     rasa_url: str | None = None
+    rasa_token: str | None = field(default=None, repr=False)
     elasticsearch_url: str | None = None
     smtp_port: int = 2525
     log_level: str = "INFO"
+    demo: bool = False
+    #: "managed": the app builds, trains and runs a local Rasa server; "off": no bot
+    #: (chats go straight to people). Ignored when `rasa_url` names a server.
+    bot: str = "managed"
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -42,12 +47,16 @@ class AppSettings:
             public_url=env.get("ONESTOP_PUBLIC_URL", f"http://localhost:{port}"),
             redis_url=env.get("ONESTOP_REDIS_URL") or None,
             rasa_url=env.get("ONESTOP_RASA_URL") or None,
+            rasa_token=env.get("ONESTOP_RASA_TOKEN") or None,
             elasticsearch_url=env.get("ONESTOP_ELASTICSEARCH_URL") or None,
             smtp_port=_int(env, "ONESTOP_SMTP_PORT", 2525),
             log_level=env.get("ONESTOP_LOG_LEVEL", "INFO").upper(),
+            demo=env.get("ONESTOP_DEMO", "") in ("1", "true", "yes"),
+            bot=env.get("ONESTOP_BOT", "managed"),
             secrets={k: v for k, v in env.items()
                      if k in ("TWILIO_AUTH_TOKEN", "TWILIO_ACCOUNT_SID", "SLACK_SIGNING_SECRET",
-                              "SLACK_BOT_TOKEN")},
+                              "SLACK_BOT_TOKEN", "ONESTOP_IMAP_PASSWORD",
+                              "ONESTOP_SMTP_RELAY_PASSWORD")},
         )
 
 

@@ -7,6 +7,7 @@ here (checked by the import contract in tests/test_architecture.py).
 
 from routing.center import SYSTEM, Actor, ContactCenter
 from routing.config import ConfigError, Settings, load_settings
+from routing.config import load_file as load_config_file
 from routing.domain import (
     Attachment,
     Author,
@@ -26,12 +27,15 @@ from routing.domain import (
 from routing.errors import Conflict, Forbidden, InvalidIdentity, NotFound, OneStopError
 from routing.events import (
     CaseChanged,
+    CitizenChanged,
+    CitizensMerged,
     ConversationChanged,
     DeliveryFailed,
     EventBus,
     InProcessBus,
     MessageStored,
     TaskCreated,
+    TypingChanged,
 )
 from routing.identity import mask, normalise
 from routing.ports import (
@@ -55,6 +59,7 @@ from routing.router import (
 )
 from routing.staff import LoginFailed, StaffAuth, StaffIdentity, hash_password
 from routing.storage import Database, create_database, metadata
+from routing.storage.blobs import BlobStore, FileBlobStore
 from routing.storage.tables import Agent as AgentRecord
 from routing.storage.tables import (
     AuditEntry,
@@ -66,6 +71,7 @@ from routing.storage.tables import (
     Task,
     TimelineEvent,
 )
+from routing.storage.types import UTCDateTime
 from routing.texts import detect_language
 from routing.views import queue_views, task_view
 
@@ -76,6 +82,7 @@ __all__ = [
     "Attachment",
     "AuditEntry",
     "Author",
+    "BlobStore",
     "Bot",
     "BotReply",
     "BotTurn",
@@ -86,6 +93,8 @@ __all__ = [
     "Channel",
     "ChannelAdapter",
     "Citizen",
+    "CitizenChanged",
+    "CitizensMerged",
     "Clock",
     "ConfigError",
     "Conflict",
@@ -98,6 +107,7 @@ __all__ = [
     "DeliveryFailed",
     "Direction",
     "EventBus",
+    "FileBlobStore",
     "Forbidden",
     "Identity",
     "IdentityHint",
@@ -129,9 +139,12 @@ __all__ = [
     "TaskQueued",
     "TaskStatus",
     "TimelineEvent",
+    "TypingChanged",
+    "UTCDateTime",
     "create_database",
     "detect_language",
     "hash_password",
+    "load_config_file",
     "load_settings",
     "mask",
     "metadata",

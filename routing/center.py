@@ -76,6 +76,7 @@ from routing.router import (
     TaskWrapping,
 )
 from routing.storage import Database
+from routing.storage.blobs import BlobStore
 from routing.storage.tables import (
     Agent,
     AuditEntry,
@@ -88,6 +89,7 @@ from routing.storage.tables import (
     Message,
     OutboxEntry,
     ProviderEvent,
+    StateEntry,
     Task,
     TimelineEvent,
 )
@@ -128,8 +130,10 @@ class ContactCenter:
         bus: EventBus | None = None,
         clock: Clock | None = None,
         bot: Bot | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
         self.db = db
+        self.blobs = blobs
         self.settings = settings
         self.bus: EventBus = bus or InProcessBus()
         self.clock: Clock = clock or SystemClock()
@@ -228,6 +232,25 @@ class ContactCenter:
             self._spawn(self._after_inbound(result.conversation_id, inbound), "after-inbound")
         return result
 
+    async def load_state(self, name: str) -> dict[str, Any] | None:
+        """Named state saved with `save_state` (None if never saved)."""
+        async with self.db.sessions() as s:
+            entry = await s.get(StateEntry, name)
+        return dict(entry.value) if entry else None
+
+    async def save_state(self, name: str, value: Mapping[str, Any]) -> None:
+        """Save small named state durably (an adapter's position in a provider's stream)."""
+        now = self.clock.now()
+
+        async def store(s: AsyncSession) -> None:
+            entry = await s.get(StateEntry, name)
+            if entry is None:
+                s.add(StateEntry(name=name, value=dict(value), updated_at=now))
+            else:
+                entry.value, entry.updated_at = dict(value), now
+
+        await self._retrying(store)
+
     async def record_event(self, source: str, event_id: str, data: Mapping[str, Any]) -> bool:
         """Remember a provider event (status callback, kiosk event); False if seen before."""
         now = self.clock.now()
@@ -310,6 +333,7 @@ class ContactCenter:
         s.add(message)
         if case.status == CaseStatus.PENDING_CITIZEN:
             case.status, case.updated_at = str(CaseStatus.OPEN), now
+            self._sla_status_changed(case, CaseStatus.PENDING_CITIZEN, now)
         return IngestResult(message.id, conv.id, conv.citizen_id, case.id, case.number, False,
                             new_conversation, seq), created
 
@@ -322,6 +346,7 @@ class ContactCenter:
             id=new_id(), number=number, citizen_id=citizen_id, status=str(CaseStatus.NEW),
             priority=0, language=language, subject=subject, category=category,
             created_at=now, updated_at=now, conversation_count=0, transfers=0, escalations=0,
+            sla_paused_seconds=0.0,
         )
         self._set_sla(case, now)
         s.add(case)
@@ -331,12 +356,29 @@ class ContactCenter:
         return case
 
     def _set_sla(self, case: Case, start: datetime) -> None:
+        """Due times on the business-hours clock of the case's queue, moved on by the open
+        time the case spent waiting on the citizen."""
         spec = self.settings.categories.get(case.category or "general")
         first, resolution = (spec.first_response_hours, spec.resolution_hours) if spec else (8, 120)
+        hours = self._case_hours(case)
+        paused = case.sla_paused_seconds or 0.0
+        case.first_response_due = hours.add_business_time(start, first * 3600 + paused)
+        case.resolution_due = hours.add_business_time(start, resolution * 3600 + paused)
+
+    def _case_hours(self, case: Case) -> BusinessHours:
+        spec = self.settings.categories.get(case.category or "general")
         queue = self.settings.queues.get(spec.queue or "general") if spec and spec.queue else None
-        hours = self.hours.get(queue.spec.hours if queue else "always") or self.hours["always"]
-        case.first_response_due = hours.add_business_time(start, first * 3600)
-        case.resolution_due = hours.add_business_time(start, resolution * 3600)
+        return self.hours.get(queue.spec.hours if queue else "always") or self.hours["always"]
+
+    def _sla_status_changed(self, case: Case, old: str, now: datetime) -> None:
+        """Stop the SLA clocks while waiting on the citizen; start them again after."""
+        if case.status == CaseStatus.PENDING_CITIZEN and case.sla_paused_at is None:
+            case.sla_paused_at = now
+        elif old == CaseStatus.PENDING_CITIZEN and case.sla_paused_at is not None:
+            waited = self._case_hours(case).business_seconds_between(case.sla_paused_at, now)
+            case.sla_paused_seconds = (case.sla_paused_seconds or 0.0) + waited
+            case.sla_paused_at = None
+            self._set_sla(case, case.created_at)
 
     async def _next_case_number(self, s: AsyncSession, year: int) -> str:
         name = f"case:{year}"
@@ -554,9 +596,13 @@ class ContactCenter:
         internal: bool = False,
         extra: Mapping[str, Any] | None = None,
         subject: str | None = None,
+        deliver_now: bool = True,
     ) -> str:
         """Store an outbound message (or an internal note) and deliver it through the
-        channel's adapter, retrying until the provider takes it. Returns the message id."""
+        channel's adapter, retrying until the provider takes it. Returns the message id.
+
+        With `deliver_now=False` the message is only queued: the delivery loop sends it
+        within a second (for callers that must not wait on the provider)."""
         now = self.clock.now()
 
         async def store(s: AsyncSession) -> tuple[Message, Conversation, Case]:
@@ -577,7 +623,8 @@ class ContactCenter:
                                   channel=conv.channel, status="pending", attempts=0,
                                   # The first attempt is made right away below; the timer
                                   # only takes over if that attempt never finishes (crash).
-                                  next_attempt_at=now + timedelta(seconds=10),
+                                  next_attempt_at=now + timedelta(
+                                      seconds=10 if deliver_now else 0),
                                   created_at=now))
             if author is Author.AGENT and not internal and case.first_response_at is None:
                 case.first_response_at = now
@@ -589,8 +636,10 @@ class ContactCenter:
         await self.bus.publish(MessageStored(message.id, conv.id, case.id, conv.citizen_id,
                                              conv.channel, str(Direction.OUTBOUND), str(author),
                                              message.seq, body, author_name, internal))
-        if not internal:
+        if not internal and deliver_now:
             await self._deliver(message.id)
+        elif not internal:
+            self._wake.set()
         return message.id
 
     async def _deliver(self, message_id: str, *, first: bool = True) -> None:
@@ -605,6 +654,14 @@ class ContactCenter:
             message = await s.get_one(Message, message_id)
             conv = await s.get_one(Conversation, message.conversation_id)
         assert entry is not None
+        async with self.db.sessions() as s:
+            inbound_ids = (await s.scalars(
+                select(Message.provider_message_id).where(
+                    Message.conversation_id == conv.id,
+                    Message.direction == str(Direction.INBOUND),
+                    Message.provider_message_id.is_not(None))
+                .order_by(Message.seq.desc()).limit(20))).all()
+            case_number = await s.scalar(select(Case.number).where(Case.id == conv.case_id))
         adapter = self.adapters.get(Channel(conv.channel))
         if adapter is None:
             return  # delivered when the adapter registers or the citizen reconnects
@@ -612,8 +669,12 @@ class ContactCenter:
             message_id=message.id, conversation_id=conv.id, channel=Channel(conv.channel),
             conversation_key=conv.provider_key, body=message.body, author=Author(message.author),
             author_name=message.author_name, sequence=message.seq,
-            metadata={**(message.extra or {}), "subject": message.subject,
-                      "language": conv.language},
+            metadata={**(message.extra or {}), "subject": message.subject or conv.subject,
+                      "language": conv.language, "case_number": case_number,
+                      "conversation": dict(conv.attributes or {}),
+                      # The provider ids of the citizen's messages, newest first: what a
+                      # reply answers (email threading headers, for instance).
+                      "in_reply_to": list(inbound_ids)},
         )
         now = self.clock.now()
         try:
@@ -683,6 +744,7 @@ class ContactCenter:
             if case is None:
                 raise NotFound("case", case_id)
             done: dict[str, Any] = {}
+            old_status = case.status
             for key, value in changes.items():
                 if key == "status":
                     value = str(CaseStatus(value))
@@ -691,6 +753,8 @@ class ContactCenter:
                     setattr(case, key, value)
             if "category" in done:
                 self._set_sla(case, case.created_at)
+            if "status" in done:
+                self._sla_status_changed(case, old_status, now)
             if done.get("status") == CaseStatus.RESOLVED:
                 case.resolved_at = now
                 case.one_stop = (case.conversation_count <= 1 and case.transfers == 0
@@ -1240,8 +1304,9 @@ async def _bump(s: AsyncSession, case_id: str, field_name: str) -> None:
     setattr(case, field_name, getattr(case, field_name) + 1)
 
 
-#: How long a delivery attempt holds an outbox entry before another may take it over.
-DELIVERY_LEASE = timedelta(seconds=60)
+#: How long a delivery attempt holds an outbox entry before another may take it over
+#: (longer than any adapter's own timeout, so a slow attempt is never doubled).
+DELIVERY_LEASE = timedelta(minutes=5)
 
 
 async def _claim(s: AsyncSession, message_id: str, now: datetime, first: bool) -> bool:

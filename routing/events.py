@@ -58,6 +58,18 @@ class CaseChanged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class TypingChanged(DomainEvent):
+    """Someone started or stopped typing in a conversation (`author` is "citizen" or
+    "agent"; `name` is the agent's display name shown to the citizen)."""
+
+    conversation_id: str
+    author: str
+    active: bool
+    name: str | None = None
+    channel: str = "chat"
+
+
+@dataclass(frozen=True, slots=True)
 class CitizenChanged(DomainEvent):
     """A citizen's profile changed ("tell once"): the departments interested in each
     changed field are named, so their adapters can pass it on."""

@@ -103,6 +103,9 @@ class Case(Base):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    #: SLA clocks stop while the case waits on the citizen.
+    sla_paused_at: Mapped[datetime | None]
+    sla_paused_seconds: Mapped[float] = mapped_column(Float, default=0.0)
 
 
 class Conversation(Base):
@@ -278,7 +281,7 @@ class ProviderEvent(Base):
     """Provider events already processed (status callbacks, kiosk events): idempotency."""
 
     __tablename__ = "provider_events"
-    source: Mapped[str] = mapped_column(String(30), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     received_at: Mapped[datetime]
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -326,3 +329,12 @@ class Consent(Base):
     actor_id: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None] = mapped_column(String(300))
     at: Mapped[datetime]
+
+
+class StateEntry(Base):
+    """Small named state that must survive restarts (e.g. an IMAP mailbox position)."""
+
+    __tablename__ = "state_entries"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]

@@ -143,6 +143,7 @@ async def test_a_failed_delivery_is_retried_until_the_provider_takes_it(
     center.register_adapter(adapter)
     result = await center.ingest(email("<retry@x.th>"))
     await settle(center)
+    await center.stop()  # the test moves the clock and retries by hand, not the timer
     await center.send_message(result.conversation_id, "reply", author=Author.AGENT)
     assert adapter.sent == []
     for _ in range(3):

@@ -210,3 +210,24 @@ async def test_a_vulnerable_citizen_is_routed_with_priority(center: ContactCente
     task = await center.task(task_id)
     assert task.attributes["vulnerable"] == ["disability"]
     assert task.priority >= center.settings.workflow.vulnerable_priority_boost
+
+
+async def test_sla_clocks_stop_while_waiting_on_the_citizen(center: ContactCenter,
+                                                            clock: Any) -> None:
+    r = await center.ingest(InboundMessage(
+        Channel.VOICE, "CA-sla", "CA-sla:1", "call",
+        identity_hints=(IdentityHint(IdentityKind.PHONE, "0811111111", "caller_id"),)))
+    case = await center.update_case(r.case_id, SYSTEM, category="id_card")
+    due = case.resolution_due
+    assert due is not None
+    await center.update_case(r.case_id, SYSTEM, status="pending_citizen")
+    clock.advance(2 * 3600)  # Monday 10:00 → 12:00 Bangkok: two open office hours
+    # The citizen answers: the case opens again and the clock restarts two hours later.
+    await center.ingest(InboundMessage(
+        Channel.VOICE, "CA-sla", "CA-sla:2", "here are the documents",
+        identity_hints=(IdentityHint(IdentityKind.PHONE, "0811111111", "caller_id"),)))
+    reopened = await center.case(r.case_id)
+    assert reopened.status == "open"
+    assert reopened.sla_paused_seconds == 2 * 3600
+    hours = center._case_hours(reopened)
+    assert hours.business_seconds_between(due, reopened.resolution_due) == 2 * 3600

@@ -12,8 +12,10 @@ from onestop.settings import AppSettings
 
 def app_settings(database_url: str, tmp_path: Path, **extra: Any) -> AppSettings:
     base = AppSettings.from_env({})
+    # Port 0: each test app's SMTP listener takes a free port.
     return AppSettings(**{**base.__dict__, "database_url": database_url,
-                          "data_dir": tmp_path, **extra})
+                          "data_dir": tmp_path, "smtp_port": 0, "bot": "off",
+                          "rasa_url": None, **extra})
 
 
 async def login(client: TestClient, username: str, password: str) -> dict[str, Any]:

@@ -82,7 +82,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('name', name=op.f('pk_counters'))
     )
     op.create_table('provider_events',
-    sa.Column('source', sa.String(length=30), nullable=False),
+    sa.Column('source', sa.String(length=64), nullable=False),
     sa.Column('event_id', sa.String(length=200), nullable=False),
     sa.Column('received_at', routing.storage.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),

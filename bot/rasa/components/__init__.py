@@ -1,0 +1,1 @@
+"""Custom Rasa components for the OneStop bot (loaded by Rasa inside bot/.venv)."""
