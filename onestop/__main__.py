@@ -70,10 +70,10 @@ def _banner(settings: AppSettings, *, demo: bool) -> None:
     base = f"http://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0') else settings.host}"  # noqa: S104
     base += f":{settings.http_port}"
     print(f"\nOneStop is running{' with demo data' if demo else ''}. Open:")
-    print(f"  {'all parts':<22} {base}/about")
+    print(f"  {'all parts':<36} {base}/about")
     for part in PARTS:
-        print(f"  {part['en']:<22} {base}{part['href']}")
-    print(f"  {'database':<22} {settings.database_url.split('@')[-1]}")
+        print(f"  {part['en']:<36} {base}{part['href']}")
+    print(f"  {'database':<36} {settings.database_url.split('@')[-1]}")
     print("Stop with Ctrl-C.\n", flush=True)
 
 

@@ -15,7 +15,9 @@ import jinja2
 from aiohttp import web
 from pydantic import ValidationError
 
+import ivr
 import routing
+from agent_console import console
 from agent_console.api import AUTH_KEY, CENTER_KEY, api, authenticate
 from agent_console.rest import REQUEST_ID, error_response
 from bot import wiring as bot_wiring
@@ -36,6 +38,10 @@ STARTED_KEY = web.AppKey("started_at", float)
 PARTS = [
     {"href": "/", "th": "เว็บไซต์หน่วยงานตัวอย่าง พร้อมแชต", "en": "Demo agency website with chat"},
     {"href": "/kiosk/", "th": "ตู้บริการอัตโนมัติ (ตัวอย่าง)", "en": "Self-service kiosk (reference app)"},
+    {"href": "/ivr/simulator", "th": "โทรศัพท์จำลองสายด่วน", "en": "Hotline simulator"},
+    {"href": "/console/", "th": "หน้าจอเจ้าหน้าที่", "en": "Agent console"},
+    {"href": "/supervisor/", "th": "หน้าจอหัวหน้าเวร", "en": "Supervisor wall and reports"},
+    {"href": "/admin/", "th": "ผู้ดูแลระบบ", "en": "Administration"},
     {"href": "/api/openapi.json", "th": "เอกสาร REST API (OpenAPI)", "en": "REST API (OpenAPI)"},
     {"href": "/healthz", "th": "สถานะระบบ", "en": "Health"},
     {"href": "/readyz", "th": "ความพร้อมของระบบ", "en": "Readiness"},
@@ -100,6 +106,7 @@ def build_app(
             bot_wiring.setup(app, center, rasa_url=settings.rasa_url,
                              rasa_token=settings.rasa_token, http_port=settings.http_port)
         _wire_channels(app, center, settings)
+        console.setup(app, center)
     return app
 
 
@@ -107,6 +114,15 @@ def _wire_channels(app: web.Application, center: routing.ContactCenter,
                    settings: AppSettings) -> None:
     """Plug each channel adapter into the core (each reads its own config file)."""
     webchat.setup(app, center, demo_site=True)
+    secrets = settings.secrets
+    ivr.setup(app, center, public_url=settings.public_url,
+              auth_token=secrets.get("TWILIO_AUTH_TOKEN"),
+              account_sid=secrets.get("TWILIO_ACCOUNT_SID"),
+              phone_number=secrets.get("TWILIO_PHONE_NUMBER"),
+              api_base_url=secrets.get("TWILIO_API_BASE_URL"),
+              api_key=secrets.get("TWILIO_API_KEY"), api_secret=secrets.get("TWILIO_API_SECRET"),
+              twiml_app_sid=secrets.get("TWILIO_TWIML_APP_SID"),
+              bot=center.bot, simulator=settings.demo)
     kiosk.setup(app, center, authenticate=authenticate, demo=settings.demo)
     email_config = settings.config_dir / "email.yaml"
     if email_config.exists() and settings.smtp_port >= 0:

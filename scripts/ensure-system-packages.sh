@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite starts (idempotent; needs root or sudo).
 set -euo pipefail
-packages=(postgresql redis-server dovecot-imapd chromium libpython3.11-testsuite swaks)
+packages=(postgresql redis-server dovecot-imapd chromium fonts-thai-tlwg libpython3.11-testsuite swaks)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,176 @@
+"""API routes the console screens need beyond the core REST API: the agent's desk with
+offer deadlines, replies and notes, supervisors' reassignment, canned responses and
+wrap-up codes. Registered on the same `api` object, so they are in the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from sqlalchemy import select
+
+from agent_console.api import (
+    AgentOut,
+    MessageOut,
+    TaskOut,
+    _agent_out,
+    _center,
+    _staff,
+    api,
+)
+from agent_console.data import canned_responses, wrap_codes
+from agent_console.rest import Call, Out, Shape
+from routing import (
+    Author,
+    Citizen,
+    Conflict,
+    ContactCenter,
+    Forbidden,
+    Message,
+    NotFound,
+    StaffIdentity,
+    Task,
+    TaskStatus,
+    task_view,
+)
+
+HELD = (TaskStatus.RESERVED, TaskStatus.ASSIGNED, TaskStatus.WRAPPING)
+
+
+class DeskItem(Out):
+    task: TaskOut
+    expires_at: float | None = Field(description="offer deadline, seconds since the epoch")
+    case_number: str | None
+    citizen_name: str | None
+
+
+class DeskOut(Out):
+    agent: AgentOut
+    server_time: float
+    items: list[DeskItem]
+
+
+class MessageIn(Shape):
+    body: str = Field(min_length=1, max_length=10000)
+    internal: bool = False
+
+
+class ReassignIn(Shape):
+    queue_id: str = Field(min_length=1, max_length=40)
+    agent_id: str | None = Field(default=None, max_length=32)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class WordsOut(Out):
+    th: str
+    en: str
+
+
+class CannedOut(Out):
+    id: str
+    title: WordsOut
+    body: WordsOut
+
+
+class WrapCodeOut(Out):
+    code: str
+    name: WordsOut
+
+
+@api.route("GET", "/desk", summary="The signed-in agent's desk: offers (with their "
+           "deadlines) and the tasks they hold", tag="console", response=DeskOut)
+async def desk(call: Call) -> dict[str, Any]:
+    center, staff = _center(call), _staff(call)
+    agent = await center.agent_record(staff.agent_id)
+    held = sorted(center.router.agent(staff.agent_id).held) if center.router.has_agent(
+        staff.agent_id) else []
+    items: list[dict[str, Any]] = []
+    if held:
+        async with center.db.sessions() as s:
+            tasks = (await s.scalars(select(Task).where(Task.id.in_(held))
+                                     .order_by(Task.created_at))).all()
+            citizens = {c.id: c for c in (await s.scalars(select(Citizen).where(
+                Citizen.id.in_({t.citizen_id for t in tasks})))).all()}
+        for task in tasks:
+            view = center.router.task(task.id) if center.router.has_task(task.id) else None
+            citizen = citizens.get(task.citizen_id)
+            items.append({
+                "task": {**task_view(center, task),
+                         "status": str(view.status) if view else task.status},
+                "expires_at": view.reservation_deadline if view and (
+                    view.status is TaskStatus.RESERVED) else None,
+                "case_number": (task.attributes or {}).get("case_number"),
+                "citizen_name": citizen and (citizen.name_th or citizen.name_en),
+            })
+    return {"agent": _agent_out(center, agent), "server_time": center.clock.now().timestamp(),
+            "items": items}
+
+
+@api.route("POST", "/conversations/{conversation_id}/messages", summary="Reply to the "
+           "citizen, or add an internal note (the assigned agent or a supervisor)",
+           tag="conversations", body=MessageIn, response=MessageOut, status=201)
+async def post_message(call: Call) -> Message:
+    center, staff = _center(call), _staff(call)
+    conversation_id = call.params["conversation_id"]
+    await center.conversation(conversation_id)  # 404 when unknown
+    if not staff.has_role("supervisor") and not await holds_conversation(
+            center, staff, conversation_id):
+        raise Forbidden("only the agent working on this conversation or a supervisor may write")
+    message_id = await center.send_message(
+        conversation_id, call.body.body, author=Author.AGENT, author_id=staff.agent_id,
+        author_name=staff.display_name, internal=call.body.internal)
+    async with center.db.sessions() as s:
+        message = await s.get(Message, message_id)
+    if message is None:
+        raise NotFound("message", message_id)
+    return message
+
+
+@api.route("POST", "/tasks/{task_id}/reassign", summary="Move a task someone is working on "
+           "to another queue or agent, with a note (supervisors)", tag="tasks",
+           body=ReassignIn, response=TaskOut, roles=("supervisor",))
+async def reassign_task(call: Call) -> dict[str, Any]:
+    center, staff = _center(call), _staff(call)
+    task_id = call.params["task_id"]
+    task = await center.task(task_id)
+    if call.body.queue_id not in center.settings.queues:
+        raise ValueError(f"queue_id: unknown queue {call.body.queue_id!r}")
+    view = center.router.task(task_id) if center.router.has_task(task_id) else None
+    if view is None or view.status is not TaskStatus.ASSIGNED or view.agent_id is None:
+        raise Conflict(f"task {task_id} is not being worked on")
+    if call.body.note:
+        await center.send_message(task.conversation_id, call.body.note, author=Author.AGENT,
+                                  author_id=staff.agent_id, author_name=staff.display_name,
+                                  internal=True)
+    # The core's transfer acts for the agent holding the task; the supervisor's own note
+    # above says who moved it.
+    await center.transfer_task(task_id, view.agent_id, call.body.queue_id, call.body.agent_id)
+    return task_view(center, await center.task(task_id))
+
+
+@api.route("GET", "/canned-responses", summary="Canned responses in Thai and English "
+           "(variables: {citizen_name}, {case_number}, {agent_name})", tag="console",
+           response=list[CannedOut])
+async def list_canned(call: Call) -> list[Any]:
+    return [c.model_dump() for c in canned_responses()]
+
+
+@api.route("GET", "/wrap-codes", summary="Wrap-up codes", tag="console",
+           response=list[WrapCodeOut])
+async def list_wrap_codes(call: Call) -> list[Any]:
+    return [c.model_dump() for c in wrap_codes()]
+
+
+async def holds_conversation(center: ContactCenter, staff: StaffIdentity,
+                             conversation_id: str) -> bool:
+    """Whether the agent is working on the conversation now (assigned or wrapping)."""
+    return staff.agent_id in await agents_on(center, conversation_id)
+
+
+async def agents_on(center: ContactCenter, conversation_id: str) -> set[str]:
+    """The agents working on a conversation now."""
+    async with center.db.sessions() as s:
+        rows = (await s.scalars(select(Task.agent_id).where(
+            Task.conversation_id == conversation_id,
+            Task.status.in_([str(TaskStatus.ASSIGNED), str(TaskStatus.WRAPPING)])))).all()
+    return {r for r in rows if r}

@@ -1,0 +1,286 @@
+"""The hotline's HTTP side: the `/ivr` sub-application, its wiring into the main app,
+the officers' access-token endpoint and the browser phone (simulator)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from aiohttp import web
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import VoiceGrant
+from twilio.twiml import TwiML
+
+from ivr.hotline import CallState, Hotline, HotlineConfig, agent_identity
+from ivr.menus import MENUS_FILE, load_menus
+from ivr.twilio_rest import SmsAdapter, TwilioRest
+from routing import Bot, ContactCenter, StaffAuth, TaskAccepted
+
+HERE = Path(__file__).resolve().parent
+HOTLINE_KEY = web.AppKey("hotline", Hotline)
+SIMULATOR_KEY = web.AppKey("simulator", bool)
+#: The console's session cookie (agent_console sets it; the name is part of its API).
+SESSION_COOKIE = "onestop_session"
+
+_templates = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+                                autoescape=True)
+
+Webhook = Callable[[Hotline, web.Request, Mapping[str, str]], Awaitable[TwiML | None]]
+
+
+def setup(
+    app: web.Application,
+    center: ContactCenter,
+    *,
+    public_url: str,
+    auth_token: str | None,
+    account_sid: str | None = None,
+    phone_number: str | None = None,
+    api_base_url: str | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    twiml_app_sid: str | None = None,
+    hold_music_url: str | None = None,
+    bot: Bot | None = None,
+    simulator: bool = False,
+    menus_file: Path = MENUS_FILE,
+) -> None:
+    """Mount the hotline under `/ivr` on `app`.
+
+    - `public_url`: the address Twilio calls (Twilio signs it; behind a proxy this is the
+      proxy's address). `auth_token`: the Twilio auth token that signs webhooks; without
+      one a random token is used, so only the simulator (demo) can sign.
+    - `account_sid` (+ `auth_token`): enables the REST client for callbacks, pulling
+      waiting callers through to officers and SMS (`phone_number` is our Twilio number);
+      `api_base_url` replaces https://api.twilio.com (tests, air-gapped demos).
+    - `api_key`, `api_secret`, `twiml_app_sid`: mint officers' Voice access tokens at
+      `GET /ivr/token`.
+    - `bot`: answers questions asked by voice (defaults to the center's bot).
+    - `simulator`: serve the browser phone at `/ivr/simulator` (demo mode only: it signs
+      requests on the browser's behalf).
+
+    The menus are loaded now, so a broken `menus.yaml` stops start-up with a
+    `routing.ConfigError` naming the file and line.
+    """
+    settings = center.settings
+    menus = load_menus(menus_file, queues=settings.queues, categories=settings.categories,
+                       hours=center.hours)
+    token = auth_token or secrets.token_urlsafe(32)
+    base = public_url.rstrip("/")
+    config = HotlineConfig(public_url=base, auth_token=token, account_sid=account_sid,
+                           phone_number=phone_number,
+                           hold_music_url=hold_music_url or f"{base}/ivr/static/hold.wav")
+    rest = TwilioRest(account_sid, token, base_url=api_base_url) if (
+        account_sid and auth_token) else None
+    hotline = Hotline(center, menus, config, bot=bot, rest=rest)
+    if rest is not None and phone_number:
+        center.register_adapter(SmsAdapter(rest, phone_number))
+
+    ivr = web.Application()
+    ivr[HOTLINE_KEY] = hotline
+    ivr[TOKENS_KEY] = VoiceTokens(StaffAuth(center.db, center.clock), account_sid, api_key,
+                                  api_secret, twiml_app_sid)
+    ivr[SIMULATOR_KEY] = simulator
+    for path, handler in WEBHOOKS.items():
+        ivr.router.add_post(path, _webhook(handler))
+    ivr.router.add_get("/token", voice_token)
+    if simulator:
+        ivr.router.add_get("/simulator", simulator_page)
+        ivr.router.add_post("/simulator/sign", simulator_sign)
+    ivr.router.add_static("/static", HERE / "static")
+    app.add_subapp("/ivr", ivr)
+
+    async def life(app: web.Application) -> AsyncIterator[None]:
+        unsubscribe = center.bus.subscribe(_on_accepted(hotline), TaskAccepted)
+        yield
+        unsubscribe()
+        await hotline.stop()
+
+    app.cleanup_ctx.append(life)
+
+
+def _on_accepted(hotline: Hotline) -> Callable[[Any], Awaitable[None]]:
+    async def handle(event: Any) -> None:
+        await hotline.on_task_accepted(event)
+
+    return handle
+
+
+def _webhook(handler: Webhook) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        hotline = request.app[HOTLINE_KEY]
+        params = await hotline.verified_params(request)
+        twiml = await handler(hotline, request, params)
+        body = twiml.to_xml() if twiml is not None else '<?xml version="1.0" encoding=' \
+            '"UTF-8"?><Response />'
+        return web.Response(text=body, content_type="text/xml", charset="utf-8")
+
+    return handle
+
+
+def _state(request: web.Request) -> CallState:
+    return CallState.from_query(request.query)
+
+
+async def _voice(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.incoming(p)
+
+
+async def _open_case(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.open_case_choice(p, _state(r))
+
+
+async def _gather(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.menu_choice(r.match_info["menu_id"], p, _state(r))
+
+
+async def _case_status(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.case_status(p, _state(r))
+
+
+async def _faq(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.faq(p, _state(r))
+
+
+async def _wait(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.wait(p, _state(r))
+
+
+async def _wait_key(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.wait_key(p, _state(r))
+
+
+async def _queue_result(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.queue_result(p, _state(r))
+
+
+async def _connect(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.connect(p, _state(r))
+
+
+async def _after_agent(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.after_agent(p, _state(r))
+
+
+async def _survey(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.survey(p, _state(r))
+
+
+async def _voicemail(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.voicemail(p, _state(r))
+
+
+async def _transcription(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
+    await h.transcription(p, _state(r))
+
+
+async def _status(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
+    await h.status(p, r.query)
+
+
+async def _sms(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.sms(p)
+
+
+WEBHOOKS: dict[str, Webhook] = {
+    "/voice": _voice,
+    "/open-case": _open_case,
+    "/gather/{menu_id}": _gather,
+    "/case-status": _case_status,
+    "/faq": _faq,
+    "/wait": _wait,
+    "/wait/key": _wait_key,
+    "/queue-result": _queue_result,
+    "/connect": _connect,
+    "/after-agent": _after_agent,
+    "/survey": _survey,
+    "/voicemail": _voicemail,
+    "/voicemail/transcription": _transcription,
+    "/status": _status,
+    "/sms": _sms,
+}
+
+
+# -- officers' access tokens --------------------------------------------------------------
+
+
+class VoiceTokens:
+    """Mints Twilio Voice access tokens for signed-in staff (their browser takes calls)."""
+
+    def __init__(self, auth: StaffAuth, account_sid: str | None, api_key: str | None,
+                 api_secret: str | None, twiml_app_sid: str | None,
+                 ttl: timedelta = timedelta(hours=1)) -> None:
+        self.auth = auth
+        self.account_sid, self.api_key, self.api_secret = account_sid, api_key, api_secret
+        self.twiml_app_sid = twiml_app_sid
+        self.ttl = ttl
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.account_sid and self.api_key and self.api_secret)
+
+    def mint(self, agent_id: str) -> tuple[str, str]:
+        identity = agent_identity(agent_id)
+        token = AccessToken(self.account_sid, self.api_key, self.api_secret,
+                            identity=identity, ttl=int(self.ttl.total_seconds()))
+        token.add_grant(VoiceGrant(outgoing_application_sid=self.twiml_app_sid,
+                                   incoming_allow=True))
+        return token.to_jwt(), identity
+
+
+TOKENS_KEY = web.AppKey("voice_tokens", VoiceTokens)
+
+
+async def voice_token(request: web.Request) -> web.Response:
+    """`GET /ivr/token`: a Voice access token for the signed-in officer (bearer token or
+    the console's session cookie)."""
+    tokens = request.app[TOKENS_KEY]
+    header = request.headers.get("Authorization", "")
+    session = header[7:].strip() if header.lower().startswith("bearer ") else (
+        request.cookies.get(SESSION_COOKIE, ""))
+    staff = await tokens.auth.authenticate(session) if session else None
+    if staff is None:
+        return _error(401, "unauthenticated", "sign in first (Authorization: Bearer <token>)")
+    if not tokens.configured:
+        return _error(503, "not_configured", "the Twilio API key for voice tokens is not set "
+                                             "(TWILIO_API_KEY, TWILIO_API_SECRET)")
+    jwt, identity = tokens.mint(staff.agent_id)
+    return web.json_response({"token": jwt, "identity": identity,
+                              "expires_in": int(tokens.ttl.total_seconds())},
+                             headers={"Cache-Control": "no-store"})
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+# -- the browser phone --------------------------------------------------------------------
+
+
+async def simulator_page(request: web.Request) -> web.Response:
+    hotline = request.app[HOTLINE_KEY]
+    html = _templates.get_template("simulator.html").render(public_url=hotline.public_url)
+    return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+
+async def simulator_sign(request: web.Request) -> web.Response:
+    """Sign a request as Twilio would, for the browser phone (demo mode only): the
+    browser then sends it to the real webhook, which checks it like any other."""
+    hotline = request.app[HOTLINE_KEY]
+    try:
+        data = await request.json()
+    except ValueError:
+        return _error(400, "malformed_json", "the body is not JSON")
+    url = data.get("url") if isinstance(data, dict) else None
+    params = data.get("params") if isinstance(data, dict) else None
+    if not isinstance(url, str) or not url.startswith(hotline.public_url + "/ivr/"):
+        return _error(422, "invalid", f"url must start with {hotline.public_url}/ivr/")
+    if not isinstance(params, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in params.items()):
+        return _error(422, "invalid", "params must be an object of strings")
+    signature = hotline.validator.compute_signature(url, params)
+    return web.json_response({"signature": signature})
