@@ -17,6 +17,7 @@ from routing import (
     Case,
     CaseStatus,
     Conflict,
+    Consultation,
     ContactCenter,
     Conversation,
     Forbidden,
@@ -627,6 +628,60 @@ async def erase_citizen(call: Call) -> None:
 async def link_conversation(call: Call) -> None:
     await _center(call).link_conversation(call.params["conversation_id"],
                                           call.body.case_number, _actor(call))
+
+
+class ConsultIn(Shape):
+    department: str = Field(min_length=1, max_length=40)
+    question: str = Field(min_length=1, max_length=4000)
+
+
+class ConsultationOut(Out):
+    id: str
+    case_id: str
+    department: str
+    question: str
+    status: str
+    requested_by: str | None
+    requested_at: datetime
+    due_at: datetime
+    answered_at: datetime | None
+    closed_at: datetime | None
+    resolution: str | None
+
+
+class CloseConsultationIn(Shape):
+    resolution: str | None = Field(default=None, max_length=4000)
+
+
+@api.route("POST", "/cases/{case_id}/consultations", summary="Consult a back-office "
+           "department on a case (posted to its Slack channel)", tag="cases", body=ConsultIn,
+           response=ConsultationOut, status=201)
+async def consult(call: Call) -> Consultation:
+    center = _center(call)
+    consultation_id = await center.consult(call.params["case_id"], call.body.department,
+                                           call.body.question, _actor(call))
+    return await center.consultation(consultation_id)
+
+
+@api.route("GET", "/cases/{case_id}/consultations", summary="The departments consulted on a "
+           "case and their answers' state", tag="cases", response=list[ConsultationOut])
+async def list_consultations(call: Call) -> list[Consultation]:
+    center = _center(call)
+    case = await center.case(call.params["case_id"])
+    await center.audit(_actor(call), "view", "case", case.id, case.citizen_id,
+                       data={"part": "consultations"})
+    rows, _ = await center.list_rows(Consultation, Consultation.case_id == case.id,
+                                     order_by=Consultation.requested_at)
+    return rows
+
+
+@api.route("POST", "/consultations/{consultation_id}/close", summary="Close a consultation",
+           tag="cases", body=CloseConsultationIn, response=ConsultationOut)
+async def close_consultation(call: Call) -> Consultation:
+    center = _center(call)
+    await center.close_consultation(call.params["consultation_id"], _actor(call),
+                                    call.body.resolution)
+    return await center.consultation(call.params["consultation_id"])
 
 
 class AuditOut(Out):

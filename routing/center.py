@@ -42,6 +42,8 @@ from routing.events import (
     CaseChanged,
     CitizenChanged,
     CitizensMerged,
+    ConsultationChanged,
+    ConsultationRequested,
     ConversationChanged,
     DeliveryFailed,
     EventBus,
@@ -82,6 +84,7 @@ from routing.storage.tables import (
     AuditEntry,
     Case,
     Consent,
+    Consultation,
     Conversation,
     Counter,
     Identity,
@@ -1056,6 +1059,131 @@ class ContactCenter:
         old_id, new_id_ = await self._retrying(apply)
         await self.audit(actor, "link_conversation", "case", new_id_, None,
                          data={"conversation": conversation_id, "from_case": old_id})
+
+    # -- back-office consultation ------------------------------------------------------
+
+    async def consult(self, case_id: str, department: str, question: str, actor: Actor) -> str:
+        """Consult a department on a case: the case waits on the back office (with its own
+        SLA clock), counts as escalated, and `ConsultationRequested` tells the department's
+        channel. Returns the consultation id."""
+        spec = self.settings.departments.get(department)
+        if spec is None:
+            raise ValueError(f"department: unknown department {department!r}")
+        if not question.strip():
+            raise ValueError("question: empty")
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> tuple[Consultation, Case]:
+            case = await s.get(Case, case_id)
+            if case is None:
+                raise NotFound("case", case_id)
+            consultation = Consultation(
+                id=new_id(), case_id=case.id, department=department, question=question,
+                status="open", requested_by=actor.id, requested_at=now,
+                due_at=self._case_hours(case).add_business_time(now, spec.consult_hours * 3600))
+            s.add(consultation)
+            old = case.status
+            case.status, case.escalations = str(CaseStatus.PENDING_BACK_OFFICE), \
+                case.escalations + 1
+            case.department = case.department or department
+            case.updated_at = now
+            self._sla_status_changed(case, old, now)
+            self._timeline(s, "consultation_requested", now, case.citizen_id, case.id, None,
+                           actor_id=actor.id, data={"department": department,
+                                                    "consultation_id": consultation.id})
+            return consultation, case
+
+        consultation, case = await self._retrying(apply)
+        await self._case_note(case.id, f"ปรึกษา {spec.name.th} / Consulted {spec.name.en}: "
+                              f"{question}", actor.id)
+        await self.bus.publish(ConsultationRequested(
+            consultation.id, case.id, case.number, case.category, department, question,
+            actor.id, consultation.due_at.isoformat()))
+        await self.bus.publish(CaseChanged(case.id, case.number, case.citizen_id, case.status,
+                                           {"status": case.status}))
+        return consultation.id
+
+    async def consultation_reply(self, consultation_id: str, text: str, author: str,
+                                 reply_id: str) -> bool:
+        """A department's answer becomes an internal note on the case (idempotent on
+        `reply_id`, e.g. the Slack message's ts). False when already recorded."""
+        if not await self.record_event("consultation-reply", f"{consultation_id}:{reply_id}",
+                                       {}):
+            return False
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> Consultation:
+            consultation = await s.get(Consultation, consultation_id)
+            if consultation is None:
+                raise NotFound("consultation", consultation_id)
+            if consultation.answered_at is None:
+                consultation.answered_at = now
+            if consultation.status == "open":
+                consultation.status = "answered"
+            return consultation
+
+        consultation = await self._retrying(apply)
+        await self._case_note(consultation.case_id, f"{author}: {text}", None,
+                              author_name=author)
+        await self.bus.publish(ConsultationChanged(consultation.id, consultation.case_id,
+                                                   consultation.status, text, author))
+        return True
+
+    async def close_consultation(self, consultation_id: str, actor: Actor,
+                                 resolution: str | None = None) -> None:
+        """Close a consultation; the case stops waiting on the back office when none is
+        left open."""
+        now = self.clock.now()
+
+        async def apply(s: AsyncSession) -> tuple[Consultation, Case]:
+            consultation = await s.get(Consultation, consultation_id)
+            if consultation is None:
+                raise NotFound("consultation", consultation_id)
+            if consultation.status == "closed":
+                raise Conflict("the consultation is already closed")
+            consultation.status, consultation.closed_at = "closed", now
+            consultation.resolution = resolution
+            case = await s.get_one(Case, consultation.case_id)
+            still_open = await s.scalar(select(func.count()).select_from(Consultation).where(
+                Consultation.case_id == case.id, Consultation.status != "closed",
+                Consultation.id != consultation.id))
+            if not still_open and case.status == CaseStatus.PENDING_BACK_OFFICE:
+                case.status, case.updated_at = str(CaseStatus.OPEN), now
+            self._timeline(s, "consultation_closed", now, case.citizen_id, case.id, None,
+                           actor_id=actor.id, data={"consultation_id": consultation.id})
+            return consultation, case
+
+        consultation, case = await self._retrying(apply)
+        await self.bus.publish(ConsultationChanged(consultation.id, case.id, "closed",
+                                                   resolution, actor.id))
+        await self.bus.publish(CaseChanged(case.id, case.number, case.citizen_id, case.status,
+                                           {"status": case.status}))
+
+    async def set_consultation_ref(self, consultation_id: str, ref: str) -> None:
+        """Remember where the consultation lives at the department (a Slack thread)."""
+        await self._retrying(lambda s: _set(s, Consultation, consultation_id, external_ref=ref))
+
+    async def consultation(self, consultation_id: str) -> Consultation:
+        async with self.db.sessions() as s:
+            row = await s.get(Consultation, consultation_id)
+        if row is None:
+            raise NotFound("consultation", consultation_id)
+        return row
+
+    async def consultation_by_ref(self, ref: str) -> Consultation | None:
+        async with self.db.sessions() as s:
+            return await s.scalar(select(Consultation).where(Consultation.external_ref == ref))
+
+    async def _case_note(self, case_id: str, text: str, actor_id: str | None,
+                         author_name: str | None = None) -> None:
+        """An internal note on the case's most recent conversation (what agents read)."""
+        async with self.db.sessions() as s:
+            conversation_id = await s.scalar(
+                select(Conversation.id).where(Conversation.case_id == case_id)
+                .order_by(Conversation.started_at.desc()).limit(1))
+        if conversation_id is not None:
+            await self.send_message(conversation_id, text, author=Author.SYSTEM,
+                                    author_id=actor_id, author_name=author_name, internal=True)
 
     async def open_cases(self, citizen_id: str) -> list[Case]:
         """The citizen's open cases, newest first (offered to a returning caller)."""

@@ -154,6 +154,8 @@ class DepartmentSpec(_Strict):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name: LocalizedText
     slack_channel: str | None = None
+    #: How long the department has to answer a consultation (business hours).
+    consult_hours: float = Field(default=8, gt=0)
 
 
 class DepartmentsFile(_Strict):

@@ -88,6 +88,32 @@ class CitizensMerged(DomainEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class ConsultationRequested(DomainEvent):
+    """An agent asked a department about a case. Only what the question needs travels:
+    the case number, category, the question; never the citizen's identifiers."""
+
+    consultation_id: str
+    case_id: str
+    case_number: str
+    category: str | None
+    department: str
+    question: str
+    requested_by: str | None
+    due_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsultationChanged(DomainEvent):
+    """A department answered (a note on the case) or the consultation was closed."""
+
+    consultation_id: str
+    case_id: str
+    status: str
+    note: str | None = None
+    author: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryFailed(DomainEvent):
     message_id: str
     conversation_id: str

@@ -338,3 +338,22 @@ class StateEntry(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime]
+
+
+class Consultation(Base):
+    """A back-office department consulted on a case (the citizen is not passed around)."""
+
+    __tablename__ = "consultations"
+    id: Mapped[str] = _id()
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="open")
+    requested_by: Mapped[str | None] = mapped_column(String(32))
+    requested_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    resolution: Mapped[str | None] = mapped_column(Text)
+    #: Where the consultation lives at the department's end (e.g. a Slack channel + thread).
+    external_ref: Mapped[str | None] = mapped_column(String(200), index=True)
