@@ -684,6 +684,12 @@ async def close_consultation(call: Call) -> Consultation:
     return await center.consultation(call.params["consultation_id"])
 
 
+@api.route("POST", "/conversations/{conversation_id}/bot", summary="Hand a chat back to the "
+           "bot (the agent's task ends)", tag="conversations")
+async def return_to_bot(call: Call) -> None:
+    await _center(call).return_to_bot(call.params["conversation_id"], _actor(call))
+
+
 class AuditOut(Out):
     at: datetime
     actor_id: str | None

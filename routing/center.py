@@ -37,7 +37,7 @@ from routing.domain import (
     Presence,
     TaskStatus,
 )
-from routing.errors import Conflict, NotFound
+from routing.errors import Conflict, Forbidden, NotFound
 from routing.events import (
     CaseChanged,
     CitizenChanged,
@@ -470,6 +470,13 @@ class ContactCenter:
                 Task.conversation_id == conversation_id,
                 Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))
             if open_task is not None:
+                # Asked again while waiting (a callback after a chat request…): the agent
+                # sees the newest context; the task keeps its place.
+                extra = {k: v for k, v in context.items() if v is not None}
+                if extra:
+                    open_task.attributes = {**open_task.attributes, **extra,
+                                            "reasons": [*open_task.attributes.get(
+                                                "reasons", [open_task.reason]), reason]}
                 return open_task
             case = await s.get_one(Case, conv.case_id)
             citizen = await citizens.live(s, conv.citizen_id)
@@ -558,6 +565,33 @@ class ContactCenter:
         await self._route(
             lambda now: self.router.requeue(task_id, queue_id, now, agent_id=to_agent_id)
         )
+
+    async def return_to_bot(self, conversation_id: str, actor: Actor) -> None:
+        """An agent hands the conversation back to the bot: their task is finished (no
+        wrap-up), the bot answers the citizen's next message."""
+        conv = await self.conversation(conversation_id)
+        if conv.channel not in (Channel.CHAT, Channel.SMS):
+            raise Conflict(f"only chat and SMS conversations can go back to the bot, "
+                           f"not {conv.channel}")
+        async with self.db.sessions() as s:
+            tasks = (await s.scalars(select(Task).where(
+                Task.conversation_id == conversation_id,
+                Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))).all()
+        for task in tasks:
+            view = self.router.task(task.id) if self.router.has_task(task.id) else None
+            if view is None:
+                continue
+            if view.agent_id and view.agent_id != actor.id and actor.role == "agent":
+                raise Forbidden("this conversation is another agent's")
+            if view.status in (TaskStatus.ASSIGNED, TaskStatus.WRAPPING) and view.agent_id:
+                await self._route(partial(_complete, self.router, view.id, view.agent_id))
+            else:
+                await self._route(partial(_cancel, self.router, view.id, "returned_to_bot"))
+        await self._update_conversation(conversation_id, status=str(ConversationStatus.BOT),
+                                        bot_misses=0, agent_id=None)
+        await self.send_message(conversation_id, say("back_to_bot", conv.language),
+                                author=Author.SYSTEM)
+        await self.bus.publish(ConversationChanged(conversation_id, conv.channel, "bot"))
 
     async def close_conversation(self, conversation_id: str, reason: str = "ended",
                                  actor: Actor = SYSTEM) -> None:
@@ -1393,6 +1427,10 @@ class ContactCenter:
 
 def _wrap_up(router: Router, task_id: str, agent_id: str, now: float) -> list[RouterEvent]:
     return router.wrap_up(task_id, agent_id, now)
+
+
+def _complete(router: Router, task_id: str, agent_id: str, now: float) -> list[RouterEvent]:
+    return router.complete(task_id, agent_id, now)
 
 
 def _abandon(router: Router, task_id: str, now: float) -> list[RouterEvent]:

@@ -15,6 +15,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "th": "เจ้าหน้าที่ {name} เข้าร่วมการสนทนาแล้ว",
         "en": "{name} has joined the conversation.",
     },
+    "back_to_bot": {
+        "th": "ผู้ช่วยอัตโนมัติกลับมาดูแลต่อแล้วค่ะ พิมพ์คำถามได้เลย หรือพิมพ์ \"ขอคุยกับเจ้าหน้าที่\" "
+              "เมื่อต้องการเจ้าหน้าที่",
+        "en": "The assistant is back. Ask your question, or type \"talk to a person\" to "
+              "reach an officer again.",
+    },
     "closed": {
         "th": "การสนทนาสิ้นสุดแล้ว ขอบคุณที่ใช้บริการค่ะ",
         "en": "The conversation has ended. Thank you.",

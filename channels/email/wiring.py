@@ -42,6 +42,7 @@ from routing import (
     IdentityKind,
     InboundMessage,
     InvalidIdentity,
+    MessageStored,
     OutboundMessage,
     load_config_file,
     normalise,
@@ -87,7 +88,9 @@ def setup(app: web.Application, center: ContactCenter, settings: EmailChannelSet
     if secrets.get("ONESTOP_SMTP_RELAY_PASSWORD"):
         outbound = outbound.model_copy(update={"password": secrets["ONESTOP_SMTP_RELAY_PASSWORD"]})
     sink = CoreEmailSink(center, settings)
-    center.register_adapter(EmailAdapter(SmtpReplySender(outbound)))
+    sender = SmtpReplySender(outbound)
+    center.register_adapter(EmailAdapter(sender))
+    transcripts = TranscriptMailer(center, sender)
     smtp = SmtpInboundConfig(
         host=smtp_host, port=smtp_port,
         max_message_bytes=int(settings.max_message_mb * 1024 * 1024),
@@ -104,6 +107,7 @@ def setup(app: web.Application, center: ContactCenter, settings: EmailChannelSet
     ]
 
     async def email_ctx(app: web.Application) -> AsyncIterator[None]:
+        unsubscribe = center.bus.subscribe(transcripts.on_message, MessageStored)
         server = InboundSmtpServer(sink, smtp, rate_limiter=SenderRateLimiter(settings.rate_limit))
         await server.start()
         app[SMTP_SERVER] = server
@@ -115,6 +119,8 @@ def setup(app: web.Application, center: ContactCenter, settings: EmailChannelSet
             with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(task, 10)
         await server.stop()
+        unsubscribe()
+        await transcripts.drain()
 
     app.cleanup_ctx.append(email_ctx)
 
@@ -216,6 +222,60 @@ class EmailAdapter:
         except OutboundSendError as exc:
             raise DeliveryError(str(exc), permanent=not exc.retryable) from exc
         return sent.message_id
+
+
+class TranscriptMailer:
+    """Sends a conversation's transcript to the address a citizen asked for (the chat
+    widget records the request as an internal note with `kind: transcript_request`)."""
+
+    def __init__(self, center: ContactCenter, sender: SmtpReplySender) -> None:
+        self.center = center
+        self.sender = sender
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def on_message(self, event: MessageStored) -> None:
+        if not (event.internal and event.author == "system"):
+            return
+        task = asyncio.create_task(self._send(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def _send(self, event: MessageStored) -> None:
+        messages = await self.center.messages(event.conversation_id)
+        request = next((m for m in messages if m.id == event.message_id), None)
+        if request is None or (request.extra or {}).get("kind") != "transcript_request":
+            return
+        if not await self.center.record_event("email-transcript", request.id, {}):
+            return
+        language = (request.extra or {}).get("language", "th")
+        lines = [f"[{m.created_at:%Y-%m-%d %H:%M} UTC] {_who(m.author, m.author_name, language)}:"
+                 f" {m.body}" for m in messages if not m.internal and m.seq < request.seq]
+        case = await self.center.case(
+            (await self.center.conversation(event.conversation_id)).case_id)
+        title = ("บันทึกการสนทนา" if language == "th" else "Chat transcript")
+        try:
+            await self.sender.deliver(OutgoingEmail(
+                to=(EmailAddress(str(request.extra["email"])),),
+                subject=f"{title} [{case.number}]", body_text="\n".join(lines),
+                case_number=case.number, kind="transcript"))
+        except OutboundSendError as exc:
+            log.warning("transcript not sent: %s", exc)
+            await self.center.send_message(
+                event.conversation_id, f"transcript not sent: {exc}", author=Author.SYSTEM,
+                internal=True)
+
+
+def _who(author: str, name: str | None, language: str) -> str:
+    labels = {"citizen": ("ท่าน", "You"), "bot": ("ผู้ช่วยอัตโนมัติ", "Assistant"),
+              "system": ("ระบบ", "System")}
+    if author == "agent":
+        return name or ("เจ้าหน้าที่" if language == "th" else "Officer")
+    th, en = labels.get(author, (author, author))
+    return th if language == "th" else en
 
 
 class CoreImapState:

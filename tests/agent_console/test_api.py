@@ -168,3 +168,28 @@ def test_every_write_route_in_the_api_declares_who_may_call_it() -> None:
     for route in api.routes:
         if route.method != "GET" and route.path != "/auth/login":
             assert route.roles, f"{route.method} {route.path} has no roles"
+
+
+async def test_an_agent_hands_a_chat_back_to_the_bot(client: TestClient) -> None:
+    center = center_of(client)
+    me = await login(client, "somsri", "demo-agent-1")
+    headers = bearer(me["token"])
+    await client.put("/api/v1/agents/me/presence", json={"presence": "available"},
+                     headers=headers)
+    stored = await center.ingest(InboundMessage(
+        Channel.CHAT, "chat-back", "c-1", "สวัสดี",
+        identity_hints=(IdentityHint(IdentityKind.CHAT_VISITOR, "visitor-token-back"),)))
+    for _ in range(100):  # no bot is configured: the chat goes to people
+        tasks = await (await client.get("/api/v1/tasks", headers=headers)).json()
+        if tasks["total"]:
+            break
+        await asyncio.sleep(0.02)
+    task = tasks["items"][0]
+    await client.post(f"/api/v1/tasks/{task['id']}/accept", headers=headers)
+    response = await client.post(f"/api/v1/conversations/{stored.conversation_id}/bot",
+                                 headers=headers)
+    assert response.status == 204
+    assert (await center.conversation(stored.conversation_id)).status == "bot"
+    assert (await center.task(task["id"])).status == "completed"
+    last = (await center.messages(stored.conversation_id))[-1]
+    assert last.author == "system" and "ผู้ช่วยอัตโนมัติ" in last.body

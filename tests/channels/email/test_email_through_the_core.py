@@ -189,3 +189,27 @@ def center_system() -> Any:
     from routing import SYSTEM
     return SYSTEM
 
+
+
+async def test_a_chat_transcript_asked_for_in_the_widget_is_emailed(
+    mail_app: TestClient, relay: RecordingRelay
+) -> None:
+    from routing import Channel, IdentityHint, IdentityKind, InboundMessage
+
+    center: ContactCenter = mail_app.server.app[CENTER_KEY]
+    chat = await center.ingest(InboundMessage(
+        Channel.CHAT, "chat-t", "c-1", "ขอเบอร์ติดต่อสำนักงานเขตค่ะ",
+        identity_hints=(IdentityHint(IdentityKind.CHAT_VISITOR, "visitor-transcript"),)))
+    await center.send_message(chat.conversation_id, "โทร 02-123-4567 ค่ะ", author=Author.AGENT,
+                              author_name="สมศรี")
+    # What the chat widget stores when the citizen asks for the transcript:
+    await center.send_message(chat.conversation_id, "transcript requested",
+                              author=Author.SYSTEM, internal=True,
+                              extra={"kind": "transcript_request",
+                                     "email": "citizen@mail.example.th", "language": "th"})
+    await wait_for(lambda: asyncio.sleep(0, relay.received))
+    mail = message_from_bytes(relay.received[0].content, policy=policy.default)
+    assert relay.received[0].rcpt_tos == ["citizen@mail.example.th"]
+    assert chat.case_number in mail["Subject"]
+    text = mail.get_body(("plain",)).get_content()
+    assert "ขอเบอร์ติดต่อสำนักงานเขตค่ะ" in text and "สมศรี: โทร 02-123-4567 ค่ะ" in text
