@@ -3,10 +3,10 @@ presence and task accept/reject/complete (write). Documented at `/api/openapi.js
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
-from aiohttp import web
+from aiohttp import MultipartReader, web
 from pydantic import Field
 
 from agent_console.rest import REQUEST_ID, Api, Call, Out, Shape, error_response
@@ -34,7 +34,25 @@ from routing import (
     task_view,
 )
 
+
+class KnowledgeDesk(Protocol):
+    """The knowledge base as staff use it (wired by the composition root)."""
+
+    async def find(self, query: str, language: str | None, limit: int
+                   ) -> list[dict[str, Any]]: ...
+
+    async def propose(self, *, case_summary: str, resolution: str, category: str,
+                      author: str, title_th: str | None, title_en: str | None) -> str: ...
+
+    async def publish(self, slug: str, reviewer: str) -> None: ...
+
+    async def gaps(self, since: datetime) -> list[dict[str, Any]]: ...
+
+    async def overdue(self) -> list[dict[str, Any]]: ...
+
+
 CENTER_KEY = web.AppKey("center", ContactCenter)
+KNOWLEDGE_KEY = web.AppKey("knowledge_desk", KnowledgeDesk)
 AUTH_KEY = web.AppKey("staff_auth", StaffAuth)
 SESSION_COOKIE = "onestop_session"
 
@@ -688,6 +706,137 @@ async def close_consultation(call: Call) -> Consultation:
            "bot (the agent's task ends)", tag="conversations")
 async def return_to_bot(call: Call) -> None:
     await _center(call).return_to_bot(call.params["conversation_id"], _actor(call))
+
+
+#: What agents may attach to replies (types citizens can open; no executables).
+UPLOAD_TYPES = frozenset({"application/pdf", "image/jpeg", "image/png", "text/plain",
+                          "application/vnd.openxmlformats-officedocument.wordprocessingml"
+                          ".document"})
+UPLOAD_LIMIT = 10 * 1024 * 1024
+
+
+class UploadOut(Out):
+    ref: str
+    filename: str
+    content_type: str
+    size: int
+
+
+@api.route("POST", "/attachments", summary="Upload a file to attach to a reply "
+           "(multipart field `file`; PDF, JPEG, PNG, text or DOCX up to 10 MB)",
+           tag="conversations", response=UploadOut, status=201)
+async def upload_attachment(call: Call) -> dict[str, Any] | web.StreamResponse:
+    center = _center(call)
+    if center.blobs is None or not call.request.content_type.startswith("multipart/"):
+        raise ValueError("send the file as multipart/form-data in a field named 'file'")
+    reader = await call.request.multipart()
+    part = await reader.next()
+    if part is None or isinstance(part, MultipartReader) or part.name != "file":
+        raise ValueError("send the file in a multipart field named 'file'")
+    content_type = (part.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type not in UPLOAD_TYPES:
+        return error_response(415, "unsupported_type",
+                              f"{content_type or 'no type'} cannot be attached; allowed: "
+                              f"{', '.join(sorted(UPLOAD_TYPES))}", call.request)
+    data = bytearray()
+    while chunk := await part.read_chunk(65536):
+        data += chunk
+        if len(data) > UPLOAD_LIMIT:
+            return error_response(413, "too_large", f"attachments are limited to "
+                                  f"{UPLOAD_LIMIT // (1024 * 1024)} MB", call.request)
+    filename = (part.filename or "attachment").replace("/", "_").replace("\\", "_")[:200]
+    ref = await center.blobs.put(bytes(data))
+    return {"ref": ref, "filename": filename, "content_type": content_type, "size": len(data)}
+
+
+class KnowledgeHitOut(Out):
+    slug: str
+    title: str
+    snippet: str
+    score: float
+    language: str
+    url: str
+
+
+class ProposalIn(Shape):
+    case_id: str = Field(min_length=1, max_length=32)
+    title_th: str | None = Field(default=None, max_length=200)
+    title_en: str | None = Field(default=None, max_length=200)
+
+
+class ProposalOut(Out):
+    slug: str
+
+
+class GapOut(Out):
+    query: str
+    language: str | None
+    count: int
+    last: datetime
+
+
+class OverdueOut(Out):
+    slug: str
+    title: str
+    department: str
+    review_by: date | None
+
+
+@api.route("GET", "/knowledge/search", summary="Search the knowledge base (answers to insert "
+           "in a reply)", tag="knowledge", response=list[KnowledgeHitOut],
+           query={"q": "what to look for", "language": "th or en", "limit": "≤ 20"})
+async def knowledge_search(call: Call) -> list[dict[str, Any]]:
+    query = call.query.get("q", "").strip()[:500]
+    language = call.query.get("language") or None
+    if language not in (None, "th", "en"):
+        raise ValueError("language: th or en")
+    limit = min(20, max(1, int(call.query.get("limit", "5")) if call.query.get(
+        "limit", "5").isdigit() else 5))
+    return await _knowledge(call).find(query, language, limit) if query else []
+
+
+@api.route("POST", "/knowledge/proposals", summary="Propose a draft article from a resolved "
+           "case", tag="knowledge", body=ProposalIn, response=ProposalOut, status=201)
+async def propose_article(call: Call) -> dict[str, Any]:
+    center = _center(call)
+    case = await center.case(call.body.case_id)
+    if case.status not in ("resolved", "closed"):
+        raise Conflict("resolve the case before proposing an article from it")
+    slug = await _knowledge(call).propose(
+        case_summary=case.subject or case.description or case.number,
+        resolution=case.resolution or "", category=case.category or "general",
+        author=_staff(call).username, title_th=call.body.title_th, title_en=call.body.title_en)
+    return {"slug": slug}
+
+
+@api.route("POST", "/knowledge/articles/{slug}/publish", summary="Publish a reviewed article",
+           tag="knowledge", roles=("supervisor",))
+async def publish_article(call: Call) -> None:
+    await _knowledge(call).publish(call.params["slug"], _staff(call).username)
+
+
+@api.route("GET", "/knowledge/gaps", summary="What people searched for and did not find",
+           tag="knowledge", response=list[GapOut], roles=("supervisor",),
+           query={"days": "look back this many days (default 30)"})
+async def knowledge_gaps(call: Call) -> list[dict[str, Any]]:
+    days = call.query.get("days", "30")
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        raise ValueError("days: a whole number from 1 to 366")
+    since = _center(call).clock.now() - timedelta(days=int(days))
+    return await _knowledge(call).gaps(since)
+
+
+@api.route("GET", "/knowledge/overdue", summary="Articles past their review date, by owner",
+           tag="knowledge", response=list[OverdueOut], roles=("supervisor",))
+async def knowledge_overdue(call: Call) -> list[dict[str, Any]]:
+    return await _knowledge(call).overdue()
+
+
+def _knowledge(call: Call) -> KnowledgeDesk:
+    desk = call.request.config_dict.get(KNOWLEDGE_KEY)
+    if desk is None:
+        raise web.HTTPServiceUnavailable(reason="the knowledge base is not configured")
+    return desk
 
 
 class AuditOut(Out):

@@ -21,6 +21,7 @@ from agent_console.api import (
 from agent_console.data import canned_responses, wrap_codes
 from agent_console.rest import Call, Out, Shape
 from routing import (
+    Attachment,
     Author,
     Citizen,
     Conflict,
@@ -50,9 +51,17 @@ class DeskOut(Out):
     items: list[DeskItem]
 
 
+class AttachmentRef(Shape):
+    ref: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    filename: str = Field(min_length=1, max_length=200)
+    content_type: str = Field(min_length=3, max_length=100)
+    size: int = Field(ge=0)
+
+
 class MessageIn(Shape):
     body: str = Field(min_length=1, max_length=10000)
     internal: bool = False
+    attachments: list[AttachmentRef] = Field(default_factory=list, max_length=10)
 
 
 class ReassignIn(Shape):
@@ -118,7 +127,9 @@ async def post_message(call: Call) -> Message:
         raise Forbidden("only the agent working on this conversation or a supervisor may write")
     message_id = await center.send_message(
         conversation_id, call.body.body, author=Author.AGENT, author_id=staff.agent_id,
-        author_name=staff.display_name, internal=call.body.internal)
+        author_name=staff.display_name, internal=call.body.internal,
+        attachments=[Attachment(a.filename, a.content_type, a.size, a.ref)
+                     for a in call.body.attachments])
     async with center.db.sessions() as s:
         message = await s.get(Message, message_id)
     if message is None:

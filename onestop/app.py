@@ -23,6 +23,7 @@ from agent_console.rest import REQUEST_ID, error_response
 from bot import wiring as bot_wiring
 from channels import kiosk, webchat
 from channels.email import wiring as email_wiring
+from onestop import knowledge_wiring
 from onestop.database import current_revision, head_revision, migrate
 from onestop.logs import request_id_var
 from onestop.settings import AppSettings
@@ -42,6 +43,7 @@ PARTS = [
     {"href": "/console/", "th": "หน้าจอเจ้าหน้าที่", "en": "Agent console"},
     {"href": "/supervisor/", "th": "หน้าจอหัวหน้าเวร", "en": "Supervisor wall and reports"},
     {"href": "/admin/", "th": "ผู้ดูแลระบบ", "en": "Administration"},
+    {"href": "/help", "th": "ค้นหาคำตอบด้วยตนเอง", "en": "Self-service answers"},
     {"href": "/api/openapi.json", "th": "เอกสาร REST API (OpenAPI)", "en": "REST API (OpenAPI)"},
     {"href": "/healthz", "th": "สถานะระบบ", "en": "Health"},
     {"href": "/readyz", "th": "ความพร้อมของระบบ", "en": "Readiness"},
@@ -102,9 +104,11 @@ def build_app(
     app.router.add_static("/static", HERE / "static")
     api.add_to(app, authenticate)
     if wire_rooms:
+        kb = knowledge_wiring.setup(app, db.engine, settings)
         if bot is None and (settings.rasa_url or settings.bot == "managed"):
             bot_wiring.setup(app, center, rasa_url=settings.rasa_url,
-                             rasa_token=settings.rasa_token, http_port=settings.http_port)
+                             rasa_token=settings.rasa_token, http_port=settings.http_port,
+                             knowledge=kb)
         _wire_channels(app, center, settings)
         console.setup(app, center)
     return app

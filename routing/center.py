@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from routing import citizens
 from routing.config import Settings
 from routing.domain import (
+    Attachment,
     Author,
     CaseStatus,
     Channel,
@@ -634,6 +635,7 @@ class ContactCenter:
         extra: Mapping[str, Any] | None = None,
         subject: str | None = None,
         deliver_now: bool = True,
+        attachments: Sequence[Attachment] = (),
     ) -> str:
         """Store an outbound message (or an internal note) and deliver it through the
         channel's adapter, retrying until the provider takes it. Returns the message id.
@@ -651,7 +653,8 @@ class ContactCenter:
                 id=new_id(), conversation_id=conv.id, channel=conv.channel, seq=seq,
                 direction=str(Direction.OUTBOUND), author=str(author), author_id=author_id,
                 author_name=author_name, body=body, subject=subject, internal=internal,
-                attachments=[], extra=dict(extra or {}), created_at=now,
+                attachments=[_attachment(a) for a in attachments], extra=dict(extra or {}),
+                created_at=now,
                 delivery="internal" if internal else "pending",
             )
             s.add(message)
@@ -706,6 +709,8 @@ class ContactCenter:
             message_id=message.id, conversation_id=conv.id, channel=Channel(conv.channel),
             conversation_key=conv.provider_key, body=message.body, author=Author(message.author),
             author_name=message.author_name, sequence=message.seq,
+            attachments=tuple(Attachment(a["filename"], a["content_type"], int(a["size"]), a["ref"])
+                              for a in message.attachments or []),
             metadata={**(message.extra or {}), "subject": message.subject or conv.subject,
                       "language": conv.language, "case_number": case_number,
                       "conversation": dict(conv.attributes or {}),

@@ -23,6 +23,7 @@ from channels.email.model import EmailAddress, Envelope, ParsedEmail
 from channels.email.outbound import (
     AcknowledgementRenderer,
     OutboundSendError,
+    OutgoingAttachment,
     OutgoingEmail,
     SmtpReplySender,
     reply_subject,
@@ -89,7 +90,7 @@ def setup(app: web.Application, center: ContactCenter, settings: EmailChannelSet
         outbound = outbound.model_copy(update={"password": secrets["ONESTOP_SMTP_RELAY_PASSWORD"]})
     sink = CoreEmailSink(center, settings)
     sender = SmtpReplySender(outbound)
-    center.register_adapter(EmailAdapter(sender))
+    center.register_adapter(EmailAdapter(sender, center.blobs))
     transcripts = TranscriptMailer(center, sender)
     smtp = SmtpInboundConfig(
         host=smtp_host, port=smtp_port,
@@ -195,8 +196,9 @@ class EmailAdapter:
 
     channel = Channel.EMAIL
 
-    def __init__(self, sender: SmtpReplySender) -> None:
+    def __init__(self, sender: SmtpReplySender, blobs: BlobStore | None = None) -> None:
         self.sender = sender
+        self.blobs = blobs
 
     async def deliver(self, message: OutboundMessage) -> str | None:
         conversation = message.metadata.get("conversation") or {}
@@ -216,12 +218,29 @@ class EmailAdapter:
             acknowledgement=acknowledgement,
             kind="ack" if acknowledgement else "reply",
             include_signature=not acknowledgement,
+            attachments=await self._attachments(message),
         )
         try:
             sent = await self.sender.deliver(email)
         except OutboundSendError as exc:
             raise DeliveryError(str(exc), permanent=not exc.retryable) from exc
         return sent.message_id
+
+
+    async def _attachments(self, message: OutboundMessage) -> tuple[OutgoingAttachment, ...]:
+        if not message.attachments:
+            return ()
+        if self.blobs is None:
+            raise DeliveryError("attachments need a blob store", permanent=True)
+        files = []
+        for a in message.attachments:
+            try:
+                content = await self.blobs.get(a.ref)
+            except KeyError:
+                raise DeliveryError(f"attachment {a.filename!r} is missing from the store",
+                                    permanent=True) from None
+            files.append(OutgoingAttachment(a.filename, a.content_type, content))
+        return tuple(files)
 
 
 class TranscriptMailer:

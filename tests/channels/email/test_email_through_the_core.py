@@ -213,3 +213,38 @@ async def test_a_chat_transcript_asked_for_in_the_widget_is_emailed(
     assert chat.case_number in mail["Subject"]
     text = mail.get_body(("plain",)).get_content()
     assert "ขอเบอร์ติดต่อสำนักงานเขตค่ะ" in text and "สมศรี: โทร 02-123-4567 ค่ะ" in text
+
+
+async def test_an_agent_reply_carries_an_uploaded_attachment(mail_app: TestClient,
+                                                            relay: RecordingRelay) -> None:
+    from aiohttp import FormData
+
+    from onestop.demo import seed_demo
+    from tests.support.app import bearer, login
+
+    app = mail_app.server.app
+    center: ContactCenter = app[CENTER_KEY]
+    await seed_demo(center)
+    await asyncio.to_thread(send, app[SMTP_SERVER].port, citizen_mail(
+        "ขอแบบฟอร์ม", "ขอแบบฟอร์มคำร้องค่ะ", "<form@mail.example.th>"))
+    await wait_for(lambda: asyncio.sleep(0, relay.received))  # the acknowledgement
+    supervisor = await login(mail_app, "supervisor", "demo-supervisor")
+    headers = bearer(supervisor["token"])
+    refused = FormData()
+    refused.add_field("file", b"MZ\x90\x00", filename="virus.exe",
+                      content_type="application/x-msdownload")
+    assert (await mail_app.post("/api/v1/attachments", data=refused, headers=headers)).status == 415
+    form = FormData()
+    form.add_field("file", b"%PDF-1.4 demo form", filename="kor-ror-1.pdf",
+                   content_type="application/pdf")
+    upload = await mail_app.post("/api/v1/attachments", data=form, headers=headers)
+    assert upload.status == 201
+    attachment = await upload.json()
+    conversation_id = (await center.list_rows(Message))[0][0].conversation_id
+    sent = await mail_app.post(f"/api/v1/conversations/{conversation_id}/messages", json={
+        "body": "แนบแบบฟอร์มให้แล้วค่ะ", "attachments": [attachment]}, headers=headers)
+    assert sent.status in (200, 201), await sent.text()
+    await wait_for(lambda: asyncio.sleep(0, len(relay.received) == 2))
+    reply = message_from_bytes(relay.received[1].content, policy=policy.default)
+    files = [(p.get_filename(), p.get_content()) for p in reply.iter_attachments()]
+    assert files == [("kor-ror-1.pdf", b"%PDF-1.4 demo form")]

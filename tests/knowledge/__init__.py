@@ -1,0 +1,1 @@
+"""Tests of the knowledge room (knowledge base and search)."""
