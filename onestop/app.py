@@ -26,6 +26,7 @@ from channels.email import wiring as email_wiring
 from onestop import knowledge_wiring
 from onestop.database import current_revision, head_revision, migrate
 from onestop.logs import request_id_var
+from onestop.metrics import Metrics
 from onestop.settings import AppSettings
 
 log = logging.getLogger("onestop")
@@ -111,6 +112,14 @@ def build_app(
                              knowledge=kb)
         _wire_channels(app, center, settings)
         console.setup(app, center)
+
+        def sockets() -> dict[str, int]:
+            return {"chat": app[webchat.WEBCHAT_KEY].open_sockets(),
+                    "console": len(app[console.HUB_KEY].connections)}
+
+        metrics = Metrics(center, sockets)
+        app.middlewares.append(metrics.middleware)
+        app.router.add_get("/metrics", metrics.handle)
     return app
 
 

@@ -174,6 +174,10 @@ class WebChat:
 
     # -- sockets --------------------------------------------------------------------------
 
+    def open_sockets(self) -> int:
+        """How many citizen sockets are open on this node (for metrics)."""
+        return sum(len(conns) for conns in self._sockets.values())
+
     def connected(self, ws: web.WebSocketResponse, ip: str) -> Connection:
         conn = Connection(ws, ip)
         self._all.add(conn)

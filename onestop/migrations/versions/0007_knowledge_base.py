@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import routing.storage.types
 
 revision = '9dceb3528ff5'
 down_revision = '6fc7fee5d15f'
