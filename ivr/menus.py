@@ -6,14 +6,13 @@ node marks) and what is wrong, like the core's own configuration files.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from routing import ConfigError
+from routing import ConfigSource
 
 MENUS_FILE = Path(__file__).resolve().parent / "menus.yaml"
 
@@ -99,18 +98,9 @@ def load_menus(path: Path = MENUS_FILE, *, queues: Collection[str] | None = None
                hours: Collection[str] | None = None) -> MenusFile:
     """Load and check the menus; `queues`, `categories` and `hours` (when given) are the
     names the routing configuration knows, so a menu cannot send callers nowhere."""
-    data, lines = _read_yaml(path)
-
-    def error(loc: tuple[Any, ...], message: str) -> ConfigError:
-        return ConfigError(str(path), _line_for(lines, loc), message)
-
-    try:
-        menus = MenusFile.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
-        raise error(loc, f"{where}: {first['msg']}") from None
+    source = ConfigSource.load(path, MenusFile)
+    menus: MenusFile = source.model
+    error = source.error
     if "th" not in menus.voices:
         raise error(("voices",), "voices: Thai (th) is required; callers hear Thai first")
     ids: dict[str, int] = {}
@@ -139,47 +129,3 @@ def load_menus(path: Path = MENUS_FILE, *, queues: Collection[str] | None = None
             if categories is not None and option.category and option.category not in categories:
                 raise error((*loc, "category"), f"{where}: unknown category {option.category!r}")
     return menus
-
-
-def _read_yaml(path: Path) -> tuple[Any, dict[tuple[Any, ...], int]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), None, "file not found") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(str(path), None, f"not UTF-8 text ({exc.reason})") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        raise ConfigError(str(path), mark.line + 1 if mark else None,
-                          f"YAML syntax error: {exc.problem}") from None
-    if node is None:
-        raise ConfigError(str(path), 1, "file is empty")
-    lines: dict[tuple[Any, ...], int] = {}
-    return _to_data(node, (), lines, str(path)), lines
-
-
-def _to_data(node: yaml.Node, path: tuple[Any, ...], lines: dict[tuple[Any, ...], int],
-             filename: str) -> Any:
-    lines[path] = node.start_mark.line + 1
-    constructor = yaml.SafeLoader("")
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node)
-            if key in out:
-                raise ConfigError(filename, key_node.start_mark.line + 1,
-                                  f"duplicate key {key!r}")
-            out[key] = _to_data(value_node, (*path, key), lines, filename)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_to_data(v, (*path, i), lines, filename) for i, v in enumerate(node.value)]
-    return constructor.construct_object(node)
-
-
-def _line_for(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for end in range(len(loc), -1, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None

@@ -6,7 +6,7 @@ here (checked by the import contract in tests/test_architecture.py).
 """
 
 from routing.center import SYSTEM, Actor, ContactCenter
-from routing.config import ConfigError, Settings, load_settings
+from routing.config import ConfigError, ConfigSource, Settings, load_settings
 from routing.config import load_file as load_config_file
 from routing.domain import (
     Attachment,
@@ -100,6 +100,7 @@ __all__ = [
     "CitizensMerged",
     "Clock",
     "ConfigError",
+    "ConfigSource",
     "Conflict",
     "Consultation",
     "ConsultationChanged",

@@ -244,21 +244,23 @@ class Settings:
 def load_settings(config_dir: Path | str) -> Settings:
     """Load and validate every routing file in `config_dir`; raise `ConfigError`."""
     config_dir = Path(config_dir)
-    queues = _Source.load(config_dir / "queues.yaml", QueuesFile)
-    workflow = _Source.load(config_dir / "workflows.yaml", WorkflowFile)
+    queues = ConfigSource.load(config_dir / "queues.yaml", QueuesFile)
+    workflow = ConfigSource.load(config_dir / "workflows.yaml", WorkflowFile)
     catalogue_path = config_dir / "catalogue.yaml"
-    catalogue = _Source.load(catalogue_path, CatalogueFile) if catalogue_path.exists() else None
+    catalogue = (
+        ConfigSource.load(catalogue_path, CatalogueFile) if catalogue_path.exists() else None
+    )
     departments_path = config_dir / "departments.yaml"
     departments = (
-        _Source.load(departments_path, DepartmentsFile) if departments_path.exists() else None
+        ConfigSource.load(departments_path, DepartmentsFile) if departments_path.exists() else None
     )
     citizens_path = config_dir / "citizens.yaml"
-    citizens = _Source.load(citizens_path, CitizenRules) if citizens_path.exists() else None
+    citizens = ConfigSource.load(citizens_path, CitizenRules) if citizens_path.exists() else None
     settings = compile_settings(
         queues.model, workflow.model,
         catalogue.model if catalogue else None,
         departments.model if departments else None,
-        sources=(queues, workflow, catalogue or _Source(str(catalogue_path), None, {})),
+        sources=(queues, workflow, catalogue or ConfigSource(str(catalogue_path), None, {})),
     )
     if citizens is None:
         return settings
@@ -271,15 +273,16 @@ def load_settings(config_dir: Path | str) -> Settings:
 
 
 @dataclass(frozen=True)
-class _Source:
-    """A loaded file: its path, its validated model and where each key stands."""
+class ConfigSource:
+    """A loaded configuration file: its path, its validated model and the line of each
+    key, so that a room's own cross-checks can name the line too (`error`)."""
 
     path: str
     model: Any
     lines: Mapping[tuple[Any, ...], int]
 
     @classmethod
-    def load(cls, path: Path, model: type[BaseModel]) -> _Source:
+    def load(cls, path: Path, model: type[BaseModel]) -> ConfigSource:
         data, lines = read_yaml(path)
         return cls(str(path), _validate(path, data, lines, model), lines)
 
@@ -292,12 +295,12 @@ def compile_settings(
     workflow_file: WorkflowFile,
     catalogue: CatalogueFile | None = None,
     departments: DepartmentsFile | None = None,
-    sources: Sequence[_Source] | None = None,
+    sources: Sequence[ConfigSource] | None = None,
 ) -> Settings:
     """Cross-check the files against each other and compile their expressions."""
     q_src, w_src, c_src = sources or (
-        _Source("queues.yaml", None, {}), _Source("workflows.yaml", None, {}),
-        _Source("catalogue.yaml", None, {}),
+        ConfigSource("queues.yaml", None, {}), ConfigSource("workflows.yaml", None, {}),
+        ConfigSource("catalogue.yaml", None, {}),
     )
     hours = {"always": HoursSpec(always_open=True), **queues_file.business_hours}
     queues: dict[str, Queue] = {}
@@ -434,11 +437,11 @@ def _line_for(lines: Mapping[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int
     return None
 
 
-def _expr(src: _Source, loc: tuple[Any, ...], source: str | None) -> Evaluator | None:
+def _expr(src: ConfigSource, loc: tuple[Any, ...], source: str | None) -> Evaluator | None:
     return None if source is None else _required_expr(src, loc, source)
 
 
-def _required_expr(src: _Source, loc: tuple[Any, ...], source: str) -> Evaluator:
+def _required_expr(src: ConfigSource, loc: tuple[Any, ...], source: str) -> Evaluator:
     try:
         return compile_expression(source)
     except ExpressionError as exc:
