@@ -166,6 +166,8 @@ async def desk_page(request: web.Request, staff: StaffIdentity) -> web.StreamRes
                    for q, spec in center.settings.queues.items()],
         "categories": [{"code": c.code, "th": c.name.th, "en": c.name.en}
                        for c in center.settings.categories.values()],
+        "departments": [{"id": d.id, "th": d.name.th, "en": d.name.en}
+                        for d in center.settings.departments.values()],
         "canned": [c.model_dump() for c in canned_responses()],
         "wrap_codes": [w.model_dump() for w in wrap_codes()],
         "statuses": ["new", "open", "pending_citizen", "pending_back_office", "resolved",

@@ -21,7 +21,7 @@ from agent_console import console
 from agent_console.api import AUTH_KEY, CENTER_KEY, api, authenticate
 from agent_console.rest import REQUEST_ID, error_response
 from bot import wiring as bot_wiring
-from channels import kiosk, webchat
+from channels import kiosk, slack, webchat
 from channels.email import wiring as email_wiring
 from onestop import knowledge_wiring
 from onestop.database import current_revision, head_revision, migrate
@@ -137,6 +137,9 @@ def _wire_channels(app: web.Application, center: routing.ContactCenter,
               twiml_app_sid=secrets.get("TWILIO_TWIML_APP_SID"),
               bot=center.bot, simulator=settings.demo)
     kiosk.setup(app, center, authenticate=authenticate, demo=settings.demo)
+    slack.setup(app, center, signing_secret=secrets.get("SLACK_SIGNING_SECRET"),
+                bot_token=secrets.get("SLACK_BOT_TOKEN"),
+                api_base_url=secrets.get("SLACK_API_BASE_URL"))
     email_config = settings.config_dir / "email.yaml"
     if email_config.exists() and settings.smtp_port >= 0:
         email_wiring.setup(app, center, email_wiring.load_settings(email_config),

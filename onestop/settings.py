@@ -54,9 +54,8 @@ class AppSettings:
             demo=env.get("ONESTOP_DEMO", "") in ("1", "true", "yes"),
             bot=env.get("ONESTOP_BOT", "managed"),
             secrets={k: v for k, v in env.items()
-                     if k.startswith("TWILIO_") or k in (
-                         "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "ONESTOP_IMAP_PASSWORD",
-                         "ONESTOP_SMTP_RELAY_PASSWORD")},
+                     if k.startswith(("TWILIO_", "SLACK_")) or k in (
+                         "ONESTOP_IMAP_PASSWORD", "ONESTOP_SMTP_RELAY_PASSWORD")},
         )
 
 

@@ -98,7 +98,8 @@
     node.hidden = true;
     // Unique ids so every label names its control.
     const pairs = [["reply-label", "reply"], ["canned-label", "canned"], ["l-category", "category"], ["l-priority", "priority"],
-      ["l-status", "status"], ["l-resolution", "resolution"], ["l-queue", "queue"], ["l-note", "note"], ["l-wrap", "wrap"]];
+      ["l-status", "status"], ["l-resolution", "resolution"], ["l-queue", "queue"], ["l-note", "note"], ["l-wrap", "wrap"],
+      ["l-department", "department"], ["l-question", "question"]];
     for (const [label, control] of pairs) {
       const input = node.querySelector("." + control);
       input.id = control + "-" + id;
@@ -159,9 +160,44 @@
       state.case = kase;
       const history = state.node.querySelector(".history");
       history.replaceChildren();
+      state.seqs.clear();
       for (const m of conversation.messages) addMessage(state, m);
       showCase(state);
+      emit(state, "onestop:pane", { conversation, case: kase, refreshDesk: () => loadDesk().catch(() => {}), reload: () => loadConversation(state), addMessage: (m) => addMessage(state, m) });
+      await loadConsultations(state);
     } catch (err) { announce(t("error") + ": " + err.message); }
+  }
+
+  // -- consulting a department (answers arrive from Slack as internal notes) -------------
+  let catalogue = null;
+  async function departments() {
+    if (config.departments) return config.departments; // [{id, th, en}] when the desk sends them
+    catalogue = catalogue || await api("GET", "/catalogue");
+    const ids = [...new Set(catalogue.map((c) => c.department).filter(Boolean))];
+    return ids.map((id) => ({ id, th: id.replace(/_/g, " "), en: id.replace(/_/g, " ") }));
+  }
+
+  async function loadConsultations(state) {
+    const q = (sel) => state.node.querySelector(sel);
+    const select = q(".department");
+    if (!select.options.length) {
+      select.replaceChildren(...(await departments()).map((d) => el("option", { value: d.id, text: name(d) })));
+      catalogue = catalogue || await api("GET", "/catalogue");
+      const own = catalogue.find((c) => c.code === (state.case && state.case.category));
+      if (own && own.department) select.value = own.department;
+    }
+    const rows = await api("GET", "/cases/" + state.item.task.case_id + "/consultations");
+    const when = (at) => new Date(at).toLocaleString(lang === "en" ? "en-GB" : "th-TH");
+    q(".consultations").replaceChildren(...rows.map((c) => el("li", { class: "consultation " + c.status },
+      el("span", { text: [c.department.replace(/_/g, " "), t("consult." + c.status), t("consult.due") + " " + when(c.due_at)].join(" · ") }), " ",
+      c.status === "closed" ? "" : el("button", { type: "button", text: t("consult.close"), onclick: async () => {
+        try { await api("POST", "/consultations/" + c.id + "/close", {}); await loadConsultations(state); } catch (err) { announce(t("error") + ": " + err.message); }
+      } }))));
+  }
+
+  function consultationAnswer(m) {
+    // A department's answer: an internal note by the system in the department's name.
+    return m.internal && m.author === "system" && m.author_name && m.body.startsWith(m.author_name + ": ");
   }
 
   function addMessage(state, m) {
@@ -169,6 +205,17 @@
     state.seqs.add(m.seq);
     const history = state.node.querySelector(".history");
     const item = messageItem(m);
+    if (consultationAnswer(m)) {
+      const text = m.body.slice(m.author_name.length + 2);
+      const status = el("span", { class: "forward-status", role: "status" });
+      item.append(" ", el("button", { type: "button", class: "forward", text: t("consult.forward"), onclick: async () => {
+        try {
+          addMessage(state, await api("POST", "/conversations/" + state.item.task.conversation_id + "/messages", { body: text, internal: false }));
+          status.textContent = t("consult.forwarded");
+        } catch (err) { status.textContent = t("error") + ": " + err.message; }
+      } }), " ", status);
+      loadConsultations(state).catch(() => {});
+    }
     const after = [...history.children].find((li) => Number(li.dataset.seq) > m.seq);
     history.insertBefore(item, after || null);
     item.scrollIntoView({ block: "nearest" });
@@ -183,6 +230,12 @@
     const facts = [[t("citizen"), state.item.citizen_name || "—"], [t("case"), c.number], [t("case.status"), t("status." + c.status)],
       [t("channel"), conv.channel], [t("queue"), conv.queue_id || "—"], [t("started"), new Date(conv.started_at).toLocaleString(lang === "en" ? "en-GB" : "th-TH")]];
     q(".facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+    emit(state, "onestop:case", { case: c });
+  }
+
+  // Extension points for citizen360.js, knowledge.js, attachments.js (events on the pane).
+  function emit(state, type, detail) {
+    state.node.dispatchEvent(new CustomEvent(type, { bubbles: true, detail: { task: state.item.task, item: state.item, ...detail } }));
   }
 
   function fillVariables(text, state) {
@@ -206,8 +259,10 @@
       const body = q(".reply").value.trim();
       if (!body) return;
       try {
-        const message = await api("POST", "/conversations/" + task.conversation_id + "/messages", { body, internal: q(".internal").checked });
+        const attachments = q(".reply-form").onestopAttachments || [];
+        const message = await api("POST", "/conversations/" + task.conversation_id + "/messages", { body, internal: q(".internal").checked, attachments });
         addMessage(state, message);
+        emit(state, "onestop:sent", { message, attachments });
         q(".reply").value = "";
         q(".internal").checked = false;
         q(".reply-status").textContent = t("sent");
@@ -223,6 +278,19 @@
         showCase(state);
         q(".case-status").textContent = t("saved");
       } catch (err) { q(".case-status").textContent = t("error") + ": " + err.message; }
+    });
+    q(".consult-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const question = q(".question").value.trim();
+      if (!question) return;
+      try {
+        await api("POST", "/cases/" + task.case_id + "/consultations", { department: q(".department").value, question });
+        q(".question").value = "";
+        q(".consult-status").textContent = t("consult.sent");
+        state.case = await api("GET", "/cases/" + task.case_id);
+        showCase(state);
+        await loadConsultations(state);
+      } catch (err) { q(".consult-status").textContent = t("error") + ": " + err.message; }
     });
     q(".transfer-form").addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -267,6 +335,8 @@
           if (event.direction === "inbound") announce(t("new.message"));
         }
       }
+    } else if (event.type === "delivery_failed") {
+      announce(t(event.final ? "delivery.failed_final" : "delivery.failed"));
     }
   }, () => loadDesk().catch(() => {}));
 })();

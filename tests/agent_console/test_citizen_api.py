@@ -35,6 +35,7 @@ async def test_every_read_of_citizen_data_through_the_api_is_audited(client: Tes
         identity_hints=(IdentityHint(IdentityKind.PHONE, "0812345678", "caller_id"),)))
     supervisor = await login(client, "supervisor", "demo-supervisor")
     values = {"citizen_id": stored.citizen_id, "case_ref": stored.case_number,
+              "case_id": stored.case_id,
               "conversation_id": stored.conversation_id}
     reads = [r for r in api.routes if r.method == "GET" and r.tag in CITIZEN_TAGS
              and r.path != "/audit"]
