@@ -20,6 +20,7 @@ from routing import (
     Actor,
     CaseChanged,
     ContactCenter,
+    DeliveryFailed,
     MessageStored,
     NotFound,
     PresenceChanged,
@@ -138,6 +139,8 @@ class LiveHub:
                 "type": "presence", "presence": str(event.presence), "reason": event.reason})
         elif isinstance(event, MessageStored):
             await self._message(event)
+        elif isinstance(event, DeliveryFailed):
+            await self._delivery_failed(event)
         elif isinstance(event, CaseChanged):
             await self._to_supervisors({"type": "case", "case_id": event.case_id})
         elif _is_router_event(event):
@@ -162,6 +165,19 @@ class LiveHub:
                 # The wall learns that a conversation moved, not what was said.
                 await self._send(conn, {"type": "activity",
                                         "conversation_id": event.conversation_id})
+
+    async def _delivery_failed(self, event: DeliveryFailed) -> None:
+        """A reply could not be delivered (yet): tell whoever works on or monitors the
+        conversation, so the citizen is not left believing they were answered."""
+        payload = {"type": "delivery_failed", "conversation_id": event.conversation_id,
+                   "message_id": event.message_id, "channel": event.channel,
+                   "attempts": event.attempts, "final": event.final,
+                   "error": event.error[:200]}
+        holders = await agents_on(self.center, event.conversation_id)
+        for conn in list(self.connections):
+            if conn.staff.agent_id in holders or (
+                    conn.supervisor and event.conversation_id in conn.monitoring):
+                await self._send(conn, payload)
 
     async def _to_agent(self, agent_id: str | None, payload: dict[str, Any]) -> None:
         for conn in list(self.connections):
