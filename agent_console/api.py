@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
+from urllib.parse import unquote
 
 from aiohttp import MultipartReader, web
 from pydantic import Field
@@ -177,6 +178,13 @@ class CaseUpdateIn(Shape):
     subject: str | None = Field(default=None, max_length=300)
 
 
+class AttachmentOut(Out):
+    filename: str
+    content_type: str
+    size: int
+    ref: str
+
+
 class MessageOut(Out):
     id: str
     seq: int
@@ -187,6 +195,7 @@ class MessageOut(Out):
     internal: bool
     delivery: str
     created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list)
 
 
 class ConversationOut(Out):
@@ -744,7 +753,8 @@ async def upload_attachment(call: Call) -> dict[str, Any] | web.StreamResponse:
         if len(data) > UPLOAD_LIMIT:
             return error_response(413, "too_large", f"attachments are limited to "
                                   f"{UPLOAD_LIMIT // (1024 * 1024)} MB", call.request)
-    filename = (part.filename or "attachment").replace("/", "_").replace("\\", "_")[:200]
+    filename = unquote(part.filename or "attachment").replace("/", "_").replace("\\", "_")
+    filename = filename[:200]
     ref = await center.blobs.put(bytes(data))
     return {"ref": ref, "filename": filename, "content_type": content_type, "size": len(data)}
 
