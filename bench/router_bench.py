@@ -108,3 +108,24 @@ def run_baseline(agents: int, tasks: int) -> dict[str, Any]:
         heapq.heappush(free, (clock, agent))
     elapsed = time.perf_counter() - started
     return {"assignments_per_s": assigned / max(elapsed, 1e-9)}
+
+
+def profile_router(agents: int = 1_000, tasks: int = 10_000, top: int = 10) -> list[dict[str, Any]]:
+    """cProfile one run: the functions with the most time of their own (excluding callees)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run_router(agents, tasks)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    rows = []
+    for (path, line, name), (_cc, calls, tottime, cumtime, _callers) in sorted(
+            stats.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]:  # type: ignore[attr-defined]
+        short = path.split("/work/main/")[-1]
+        rows.append({"function": f"{short}:{line}({name})", "calls": calls,
+                     "own_s": round(tottime, 3), "cum_s": round(cumtime, 3),
+                     "own_share": round(tottime / total, 3)})
+    return rows

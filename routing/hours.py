@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -29,9 +30,9 @@ class BusinessHours:
         """True on a public holiday of the configured country or an extra closed date."""
         if day in self._closed:
             return True
-        return self.spec.holidays is not None and day in _country_holidays(
-            self.spec.holidays, day.year
-        )
+        if self.spec.holidays is None:
+            return False
+        return day in _holiday_dates(self.spec.holidays, day.year)
 
     def is_open(self, moment: datetime) -> bool:
         """True when `moment` (aware, any zone) falls inside opening hours."""
@@ -47,7 +48,7 @@ class BusinessHours:
         """The first moment at or after `moment` when the hours are open (None if never)."""
         for start, _end in self._intervals(moment, days=31):
             return max(start, moment)
-        return None
+        return None  # pragma: no cover - a schedule open nowhere in a month
 
     def add_business_time(self, start: datetime, seconds: float) -> datetime:
         """The moment when `seconds` of open time have passed since `start`."""
@@ -75,14 +76,15 @@ class BusinessHours:
             total += (min(finish, end) - max(begin, start)).total_seconds()
         return total
 
-    def _intervals(self, moment: datetime, days: int) -> list[tuple[datetime, datetime]]:
+    def _intervals(self, moment: datetime, days: int) -> Iterator[tuple[datetime, datetime]]:
+        """Open intervals from `moment` on, day by day, lazily: callers stop as soon as they
+        have covered the time they need (most SLA clocks end within days, not a year)."""
         local = moment.astimezone(self.tz)
-        out: list[tuple[datetime, datetime]] = []
         for offset in range(days):
             day = local.date() + timedelta(days=offset)
             if self.spec.always_open:
                 begin = datetime.combine(day, datetime.min.time(), self.tz)
-                out.append((begin, begin + timedelta(days=1)))
+                yield begin, begin + timedelta(days=1)
                 continue
             if self.is_holiday(day):
                 continue
@@ -90,13 +92,13 @@ class BusinessHours:
                 b = datetime.combine(day, start, self.tz)
                 e = datetime.combine(day, end, self.tz)
                 if e > moment:
-                    out.append((b, e))
-        return out
+                    yield b, e
 
 
 @lru_cache(maxsize=64)
-def _country_holidays(country: str, year: int) -> holidays_lib.HolidayBase:
-    return holidays_lib.country_holidays(country, years=year)
+def _holiday_dates(country: str, year: int) -> frozenset[date]:
+    # A plain set: `date in HolidayBase` does more work than a lookup on every call.
+    return frozenset(holidays_lib.country_holidays(country, years=year).keys())
 
 
 def utcnow() -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -70,12 +71,13 @@ class StaffAuth:
         async with self.db.sessions() as s, s.begin():
             agent = await s.scalar(select(Agent).where(Agent.username == username))
             if agent is None or not agent.active:
-                _verify(_DUMMY_HASH, password)
+                await asyncio.to_thread(_verify, _DUMMY_HASH, password)
                 failure = LoginFailed("wrong user name or password")
             elif agent.locked_until and agent.locked_until > now:
                 failure = LoginFailed("account locked after repeated failures",
                                       locked_until=agent.locked_until)
-            elif not _verify(agent.password_hash, password):
+            # argon2 is slow on purpose: off the event loop, so sign-ins do not stall calls.
+            elif not await asyncio.to_thread(_verify, agent.password_hash, password):
                 # Counted in this transaction, which commits: the failure must stick.
                 agent.failed_logins += 1
                 if agent.failed_logins >= self.max_failures:
