@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck contract bench drill venv system-packages clean
+.PHONY: run test lint typecheck bench drill venv system-packages clean
 
 venv:
 	@scripts/ensure-venv.sh
@@ -27,6 +27,10 @@ typecheck: venv
 
 bench: venv
 	@$(PY) -m bench
+
+## Every reliability and security drill, the long ones too, with a report.
+drill: venv system-packages
+	@$(PY) -m tests.drills
 
 clean:
 	rm -rf var .cache .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,15 @@ from urllib.parse import unquote
 from aiohttp import MultipartReader, web
 from pydantic import Field
 
-from agent_console.rest import REQUEST_ID, Api, Call, Out, Shape, error_response
+from agent_console.rest import (
+    REQUEST_ID,
+    Api,
+    Call,
+    Out,
+    Shape,
+    error_response,
+    throttle_of,
+)
 from routing import (
     Actor,
     AgentRecord,
@@ -243,9 +251,17 @@ class CategoryOut(Out):
            roles=None)
 async def login(call: Call) -> web.StreamResponse:
     auth = call.request.app[AUTH_KEY]
+    throttle, address = throttle_of(call.request), call.request.remote or "?"
+    wait = throttle.retry_after(address)
+    if wait:
+        response = error_response(429, "too_many_attempts", f"too many failed sign-ins from "
+                                  f"this address; try again in {wait} s", call.request)
+        response.headers["Retry-After"] = str(wait)
+        return response
     try:
         token, who = await auth.login(call.body.username, call.body.password)
     except LoginFailed as exc:
+        throttle.failed(address)
         status = 423 if exc.locked_until else 401
         return error_response(status, "login_failed", str(exc), call.request)
     response = web.json_response({"token": token, "me": _me(who)})
@@ -435,6 +451,9 @@ async def get_case(call: Call) -> Case:
 async def update_case(call: Call) -> Case:
     center = _center(call)
     changes = call.body.model_dump(exclude_unset=True)
+    cleared = sorted(k for k in ("status", "priority") if k in changes and changes[k] is None)
+    if cleared:  # columns that always hold a value (null would fail in the database)
+        raise ValueError(f"{cleared[0]}: may not be null")
     if "category" in changes and changes["category"] not in center.settings.categories:
         raise ValueError(f"category: unknown category {changes['category']!r}")
     case = await center.update_case(call.params["case_id"], _actor(call), **changes)

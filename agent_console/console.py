@@ -28,7 +28,7 @@ from agent_console.data import canned_responses, wrap_codes
 from agent_console.i18n import LANG_COOKIE, TEXT_COOKIE, catalogue, language_of, translate
 from agent_console.live import LiveHub
 from agent_console.reports import DIMENSIONS, bars, period, report, to_csv, totals
-from agent_console.rest import REQUEST_ID, Api
+from agent_console.rest import REQUEST_ID, Api, throttle_of
 from routing import (
     Actor,
     AgentRecord,
@@ -107,9 +107,17 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or not secrets.compare_digest(expected, str(form.get("csrf_token", ""))):
         return _login_form(request, translate(lang, "login.expired"), username, status=403)
+    throttle, address = throttle_of(request), request.remote or "?"
+    wait = throttle.retry_after(address)
+    if wait:
+        refused = _login_form(request, translate(lang, "login.throttled", seconds=str(wait)),
+                              username, status=429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     try:
         token, who = await request.app[AUTH_KEY].login(username, password)
     except LoginFailed as exc:
+        throttle.failed(address)
         if exc.locked_until:
             until = exc.locked_until.astimezone(_bangkok()).strftime("%H:%M")
             return _login_form(request, translate(lang, "login.locked", until=until),

@@ -20,6 +20,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "login.failed": ("ชื่อผู้ใช้หรือรหัสผ่านไม่ถูกต้อง", "Wrong user name or password"),
     "login.locked": ("บัญชีถูกล็อกชั่วคราวเพราะใส่รหัสผ่านผิดหลายครั้ง ลองใหม่ได้เวลา {until}",
                      "The account is locked after repeated failures; try again at {until}"),
+    "login.throttled": ("มีการเข้าสู่ระบบไม่สำเร็จจากเครื่องนี้หลายครั้ง โปรดลองใหม่ในอีก {seconds} วินาที",
+                        "Too many failed sign-ins from this address; try again in {seconds} s"),
     "login.expired": ("แบบฟอร์มหมดอายุ โปรดลองอีกครั้ง", "The form expired; please try again"),
     "logout": ("ออกจากระบบ", "Sign out"),
     "logout.everywhere": ("ออกจากระบบทุกเครื่อง", "Sign out everywhere"),

@@ -8,6 +8,7 @@ the document cannot drift from the code.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,7 +101,9 @@ class Api:
 
     def add_to(self, app: web.Application,
                authenticate: Callable[[web.Request], Awaitable[StaffIdentity | None]]) -> None:
-        """Register every route on `app`."""
+        """Register every route on `app` (and the sign-in throttle they share)."""
+        if THROTTLE_KEY not in app:
+            app[THROTTLE_KEY] = SignInThrottle()
         for route in self.routes:
             app.router.add_route(route.method, self.prefix + route.path,
                                  self._wrap(route, authenticate))
@@ -221,3 +224,42 @@ class Api:
 
 def _path_params(path: str) -> list[str]:
     return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+class SignInThrottle:
+    """Failed sign-ins per client address: `burst` at once, refilled at `per_minute`.
+
+    Per-account lockout stops guessing one password; this stops spraying many accounts
+    from one address. Only failures are charged, so an office behind one address can
+    still sign everyone in at the start of a shift."""
+
+    def __init__(self, burst: int = 20, per_minute: float = 20, max_addresses: int = 10_000
+                 ) -> None:
+        self.burst, self.rate = burst, per_minute / 60.0
+        self.max_addresses = max_addresses
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def retry_after(self, address: str) -> int:
+        """Seconds to wait before the next attempt from `address` (0: go ahead)."""
+        tokens, _ = self._refill(address)
+        return 0 if tokens >= 1 else int((1 - tokens) / self.rate) + 1
+
+    def failed(self, address: str) -> None:
+        tokens, now = self._refill(address)
+        self._buckets[address] = (max(0.0, tokens - 1), now)
+        if len(self._buckets) > self.max_addresses:  # forget the oldest entries
+            for key in list(self._buckets)[: len(self._buckets) // 10]:
+                del self._buckets[key]
+
+    def _refill(self, address: str) -> tuple[float, float]:
+        now = time.monotonic()
+        tokens, since = self._buckets.get(address, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - since) * self.rate), now
+
+
+THROTTLE_KEY = web.AppKey("sign_in_throttle", SignInThrottle)
+
+
+def throttle_of(request: web.Request) -> SignInThrottle:
+    """The app's sign-in throttle (one per app node)."""
+    return request.config_dict[THROTTLE_KEY]

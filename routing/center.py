@@ -332,7 +332,8 @@ class ContactCenter:
             direction=str(Direction.INBOUND), author=str(inbound.author), body=inbound.body,
             subject=inbound.subject, provider_message_id=inbound.message_id,
             attachments=[_attachment(a) for a in inbound.attachments],
-            extra={"language": language}, created_at=now, delivery="stored", internal=False,
+            extra={**dict(inbound.metadata), "language": language}, created_at=now,
+            delivery="stored", internal=False,
         )
         s.add(message)
         if case.status == CaseStatus.PENDING_CITIZEN:

@@ -277,7 +277,7 @@ class SmtpReplySender:
                 retryable=True,
             ) from exc
         message_id = str(message["Message-ID"])
-        log.info("email out: %s to %s", message_id, ",".join(recipients))
+        log.info("email out: %s to %d recipient(s)", message_id, len(recipients))  # no addresses
         return SentEmail(
             message_id=message_id,
             recipients=recipients,

@@ -27,6 +27,10 @@ from channels.email.ports import EmailSink
 from channels.email.ratelimit import SenderRateLimiter
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs the SMTP dialogue on "mail.log": senders' and recipients' addresses at
+# INFO, whole messages at DEBUG. Personal data must never reach the logs (docs/security.md;
+# tests/drills/test_logs.py), so only its warnings and errors are kept.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class InboundSmtpHandler:
@@ -65,7 +69,7 @@ class InboundSmtpHandler:
         """Apply the per-sender rate limit before the sender uploads anything."""
         if self.rate_limiter is not None and not self.rate_limiter.allow(address):
             wait = int(self.rate_limiter.retry_after(address)) + 1
-            log.info("smtp: rate limited sender %s (retry in %ss)", address, wait)
+            log.info("smtp: rate limited a sender (retry in %ss)", wait)  # no address: PDPA
             return f"451 4.7.1 Too many messages from this sender; try again in {wait} seconds"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)

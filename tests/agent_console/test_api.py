@@ -193,3 +193,18 @@ async def test_an_agent_hands_a_chat_back_to_the_bot(client: TestClient) -> None
     assert (await center.task(task["id"])).status == "completed"
     last = (await center.messages(stored.conversation_id))[-1]
     assert last.author == "system" and "ผู้ช่วยอัตโนมัติ" in last.body
+
+
+async def test_many_failed_sign_ins_from_one_address_are_slowed_down(client: TestClient) -> None:
+    statuses = []
+    for n in range(60):  # different accounts: the per-account lockout never triggers
+        response = await client.post("/api/v1/auth/login",
+                                     json={"username": f"nobody{n}", "password": "guess"})
+        statuses.append(response.status)
+        if response.status == 429:
+            break
+    assert statuses[-1] == 429 and int(response.headers["Retry-After"]) >= 1
+    assert len(statuses) > 20 and set(statuses[:20]) == {401}
+    blocked = await client.post("/api/v1/auth/login",
+                                json={"username": "somsri", "password": "demo-agent-1"})
+    assert blocked.status == 429  # even the right password waits until the address cools down
