@@ -434,7 +434,9 @@ class ContactCenter:
         misses = 0 if reply.understood else conv.bot_misses + 1
         await self._update_conversation(conv.id, bot_misses=misses,
                                         language=reply.language or language)
-        if reply.category:
+        if reply.category and case.category in (None, "general"):
+            # The bot files the matter the first time it understands it; it never
+            # overrides what an agent (or an earlier, clearer turn) decided.
             await self.update_case(conv.case_id, SYSTEM, category=reply.category)
         if reply.handoff or misses >= 2:
             await self.hand_to_people(
