@@ -70,12 +70,13 @@ def build_app(
     """
     rsettings = routing_settings or routing.load_settings(settings.config_dir)
     app = web.Application(
-        middlewares=[request_context, errors_as_json, security_headers],
+        middlewares=[request_context, errors_as_json, security_headers, webhook_limits],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS_KEY] = settings
     app[ROUTING_SETTINGS_KEY] = rsettings
     app[STARTED_KEY] = time.time()
+    app[WEBHOOK_LIMITS_KEY] = routing.TokenBuckets(200, 50.0)
     aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True
     )
@@ -221,6 +222,26 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(500, "internal_error",
                               "something went wrong on our side; quote the request id",
                               request)
+
+
+#: Provider webhooks are signed, so a flood needs a leaked secret or the provider itself;
+#: still, no single address may take the node: a burst of 200, then 50 a second.
+WEBHOOK_PREFIXES = ("/ivr/", "/slack/")
+WEBHOOK_LIMITS_KEY = web.AppKey("webhook_limits", routing.TokenBuckets)
+
+
+@web.middleware
+async def webhook_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Rate-limit provider webhooks per client address (429 with Retry-After)."""
+    if request.path.startswith(WEBHOOK_PREFIXES) and request.method == "POST":
+        prefix = next(p for p in WEBHOOK_PREFIXES if request.path.startswith(p))
+        wait = request.config_dict[WEBHOOK_LIMITS_KEY].take(f"{prefix}{request.remote}")
+        if wait:
+            return web.json_response(
+                {"error": {"code": "too_many_requests",
+                           "message": f"too many requests; retry in {wait:.1f} s"}},
+                status=429, headers={"Retry-After": str(int(wait) + 1)})
+    return await handler(request)
 
 
 @web.middleware

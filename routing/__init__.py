@@ -50,6 +50,7 @@ from routing.ports import (
     DeliveryError,
     SystemClock,
 )
+from routing.ratelimit import TokenBuckets
 from routing.router import (
     OfferMissed,
     PresenceChanged,
@@ -146,6 +147,7 @@ __all__ = [
     "TaskQueued",
     "TaskStatus",
     "TimelineEvent",
+    "TokenBuckets",
     "TypingChanged",
     "UTCDateTime",
     "create_database",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from channels.kiosk.signing import (
     matches_any,
 )
 from channels.kiosk.store import DeviceView, KioskStore
-from routing import ContactCenter, StaffIdentity
+from routing import ContactCenter, StaffIdentity, TokenBuckets
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -44,6 +44,8 @@ class Kiosk:
     watch: SilenceWatch
     authenticate: Authenticate
     demo: bool
+    #: Requests per device: a burst of 60 (an offline buffer), then 2 a second.
+    limits: TokenBuckets = field(default_factory=lambda: TokenBuckets(60, 2.0))
 
 
 KIOSK_KEY = web.AppKey("kiosk", Kiosk)
@@ -128,6 +130,13 @@ async def events(request: web.Request) -> web.Response:
     kiosk = request.app[KIOSK_KEY]
     body = await request.read()
     device = await _signed_device(request, kiosk, body)
+    wait = kiosk.limits.take(device.id)
+    if wait:
+        # A kiosk replaying a long offline buffer keeps it and retries; nothing is lost.
+        response = _error(429, "too_many_requests",
+                          f"this kiosk sent too many requests; retry in {wait:.0f} s")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     try:
         payload = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

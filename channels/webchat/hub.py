@@ -37,7 +37,6 @@ from channels.webchat.protocol import (
     Transcript,
     Typing,
 )
-from channels.webchat.ratelimit import TokenBuckets
 from channels.webchat.texts import LABELS, say
 from routing import (
     SYSTEM,
@@ -63,6 +62,7 @@ from routing import (
     TaskMoved,
     TaskOffered,
     TaskQueued,
+    TokenBuckets,
     TypingChanged,
     mask,
     normalise,

@@ -13,8 +13,7 @@ from aiohttp import WSMsgType, web
 
 from channels.webchat.hub import Connection, WebChat
 from channels.webchat.protocol import FrameError, Limits, parse
-from channels.webchat.ratelimit import TokenBuckets
-from routing import ContactCenter
+from routing import ContactCenter, TokenBuckets
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent

@@ -399,3 +399,17 @@ async def test_the_published_schema_is_draft_2020_12_and_names_the_catalogue(
 async def test_the_demo_key_is_not_served_unless_demo_mode_is_on(kiosk_driver: Driver) -> None:
     response = await kiosk_driver.client.get("/kiosk/demo/device")
     assert response.status == 404
+
+
+async def test_a_kiosk_flooding_the_feed_is_told_to_slow_down(kiosk_driver: Driver) -> None:
+    kd = kiosk_driver
+    statuses = []
+    for _ in range(70):
+        response = await kd.post({"events": [{"id": kd.new_id(), "type": "heartbeat",
+                                              "status": "ok"}]})
+        statuses.append(response.status)
+        if response.status == 429:
+            break
+    assert statuses[-1] == 429 and len(statuses) > 60
+    assert int(response.headers["Retry-After"]) >= 1
+    assert "too many requests" in (await response.json())["error"]["message"]

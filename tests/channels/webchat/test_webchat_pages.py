@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from channels.webchat.ratelimit import TokenBuckets
+from routing import TokenBuckets
 
 STATIC = Path(__file__).resolve().parents[3] / "channels" / "webchat" / "static"
 

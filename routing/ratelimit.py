@@ -1,4 +1,5 @@
-"""Token buckets: per visitor, per IP address and per socket (floods get a clear error)."""
+"""Token buckets for rate limits at the edges (chat visitors, kiosks, addresses): a flood
+gets a clear error instead of slowing everyone down."""
 
 from __future__ import annotations
 
