@@ -5,7 +5,7 @@ This package imports no other room. Adapters and screens use only what is export
 here (checked by the import contract in tests/test_architecture.py).
 """
 
-from routing.center import SYSTEM, Actor, ContactCenter
+from routing.center import SYSTEM, Actor, ContactCenter, wait_or_timeout
 from routing.config import ConfigError, ConfigSource, Settings, load_settings
 from routing.config import load_file as load_config_file
 from routing.domain import (
@@ -160,4 +160,5 @@ __all__ = [
     "normalise",
     "queue_views",
     "task_view",
+    "wait_or_timeout",
 ]

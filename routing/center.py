@@ -1418,8 +1418,7 @@ class ContactCenter:
             now = self.clock.now().timestamp()
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - now))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_or_timeout(self._wake, timeout)
             try:
                 async with self._lock:
                     await self._apply(self.router.tick(self.clock.now().timestamp()))
@@ -1431,6 +1430,15 @@ class ContactCenter:
             except Exception:
                 log.exception("router timer failed")
                 await asyncio.sleep(1.0)
+
+
+async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
+    """Wait for `event` at most `seconds`. Unlike `asyncio.wait_for` on Python 3.11, a
+    cancellation arriving as the time runs out is never swallowed, so a loop built on this
+    always stops when its task is cancelled."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 def _wrap_up(router: Router, task_id: str, agent_id: str, now: float) -> list[RouterEvent]:

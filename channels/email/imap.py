@@ -257,5 +257,7 @@ def _literal_for_uid(lines: Sequence[Any], uid: int) -> bytes | None:
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()

@@ -23,7 +23,7 @@ from typing import Any
 
 from channels.slack.messages import alert_blocks
 from channels.slack.outbox import SlackOutbox
-from routing import Channel, ContactCenter, TaskCreated, queue_views
+from routing import Channel, ContactCenter, TaskCreated, queue_views, wait_or_timeout
 
 log = logging.getLogger(__name__)
 STATE_NAME = "slack.alerts"
@@ -213,8 +213,7 @@ class SupervisorAlerts:
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.rules.check_interval)
+            await wait_or_timeout(self._poke, self.rules.check_interval)
             self._poke.clear()
             try:
                 await self.check()

@@ -28,7 +28,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from routing import ContactCenter
+from routing import ContactCenter, wait_or_timeout
 
 log = logging.getLogger(__name__)
 STATE_NAME = "slack.outbox"
@@ -119,8 +119,7 @@ class SlackOutbox:
                 self._idle.set()
                 await self._wake.wait()
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.01, delay))
+                await wait_or_timeout(self._wake, max(0.01, delay))
 
     async def _send_due(self) -> float | None:
         """Send the head of every lane that is due; the seconds until the next is due
