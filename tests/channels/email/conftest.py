@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-if str(REPO) not in sys.path:
-    # The suite may run before the project is pip-installed; the package lives at the root.
-    sys.path.insert(0, str(REPO))
+from channels.email.testing.dovecot import DovecotServer, start_dovecot
+from channels.email.testing.memory import MemoryImapState, MemorySink
+from channels.email.testing.relay import RecordingRelay
 
-from channels.email.testing.dovecot import DovecotServer, start_dovecot  # noqa: E402
-from channels.email.testing.memory import MemoryImapState, MemorySink  # noqa: E402
-from channels.email.testing.relay import RecordingRelay  # noqa: E402
+REPO = Path(__file__).resolve().parents[3]
+
 
 CPYTHON_EMAIL_DATA = Path(f"/usr/lib/python3.{sys.version_info.minor}/test/test_email/data")
 CORPUS_CACHE = REPO / ".cache" / "corpora"
