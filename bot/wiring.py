@@ -93,6 +93,19 @@ class RasaBot:
         self.client = client
         self.breaker = breaker or CircuitBreaker()
 
+    async def health(self) -> str:
+        """For readiness: "ok", "starting" (no server yet), "resting" (the breaker is
+        open) or "unreachable" (the server does not answer its status call)."""
+        if self.client is None:
+            return "starting"
+        if not self.breaker.allow():
+            return "resting"
+        try:
+            async with asyncio.timeout(2):
+                return "ok" if await self.client.health() else "unreachable"
+        except (TimeoutError, OSError, BotUnavailable):
+            return "unreachable"
+
     async def reply(self, turn: routing.BotTurn) -> routing.BotReply:
         """Answer one citizen message (raises `routing.BotUnavailable`)."""
         if self.client is None:

@@ -85,7 +85,10 @@ def build_app(
     # connections open and timers start in `core` below, when the server starts.
     db = routing.create_database(settings.database_url)
     blobs = routing.FileBlobStore(settings.data_dir / "blobs")
-    center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot, blobs=blobs)
+    cluster = routing.RedisCluster(settings.redis_url, prefix=settings.redis_prefix,
+                                   node_id=settings.node_name) if settings.redis_url else None
+    center = routing.ContactCenter(db, rsettings, clock=clock, bot=bot, blobs=blobs,
+                                   cluster=cluster)
     app[DATABASE_KEY] = db
     app[CENTER_KEY] = center
     app[AUTH_KEY] = routing.StaffAuth(db, center.clock)
@@ -159,7 +162,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the database answers and its schema is current."""
+    """Readiness: the database answers and its schema is current; in a cluster, Redis
+    answers. The bot is reported but not required: without it chats go to people."""
     checks: dict[str, str] = {}
     db = request.app[DATABASE_KEY]
     try:
@@ -168,9 +172,18 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = "ok" if revision == head_revision() else f"schema at {revision}"
     except Exception as exc:  # any failure means "not ready", with the reason shown
         checks["database"] = f"error: {type(exc).__name__}"
+    center = request.app[CENTER_KEY]
+    if center.cluster is not None:
+        checks["redis"] = "ok" if await center.cluster.ping() else "error: unreachable"
     ready = all(v == "ok" for v in checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks},
-                             status=200 if ready else 503)
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", "checks": checks}
+    if center.cluster is not None:
+        body["node"] = {"id": center.cluster.node_id,
+                        "role": "leader" if center.leading else "follower"}
+    rasa = request.app.get(bot_wiring.BOT_KEY)
+    if rasa is not None:
+        body["bot"] = await rasa.health()
+    return web.json_response(body, status=200 if ready else 503)
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -211,6 +224,10 @@ async def errors_as_json(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(409, "conflict", str(exc), request)
     except routing.Forbidden as exc:
         return error_response(403, "forbidden", str(exc), request)
+    except routing.Unavailable as exc:
+        response = error_response(503, "unavailable", str(exc), request)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except (routing.InvalidIdentity, ValidationError) as exc:
         return error_response(422, "invalid", str(exc), request)
     except ValueError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,11 @@ class AppSettings:
     database_url: str = ""
     public_url: str = ""
     redis_url: str | None = None
+    #: Keys and channels of one deployment on a shared Redis start with this.
+    redis_prefix: str = "onestop"
+    #: This node's name in a cluster: stable across restarts (a node's own Slack outbox
+    #: is kept under it). Defaults to host name and HTTP port.
+    node_name: str = ""
     rasa_url: str | None = None
     rasa_token: str | None = field(default=None, repr=False)
     elasticsearch_url: str | None = None
@@ -46,6 +52,8 @@ class AppSettings:
             or f"sqlite+aiosqlite:///{data_dir / 'onestop.db'}",
             public_url=env.get("ONESTOP_PUBLIC_URL", f"http://localhost:{port}"),
             redis_url=env.get("ONESTOP_REDIS_URL") or None,
+            redis_prefix=env.get("ONESTOP_REDIS_PREFIX", "onestop"),
+            node_name=env.get("ONESTOP_NODE_NAME") or f"{socket.gethostname()}-{port}",
             rasa_url=env.get("ONESTOP_RASA_URL") or None,
             rasa_token=env.get("ONESTOP_RASA_TOKEN") or None,
             elasticsearch_url=env.get("ONESTOP_ELASTICSEARCH_URL") or None,

@@ -6,6 +6,7 @@ here (checked by the import contract in tests/test_architecture.py).
 """
 
 from routing.center import SYSTEM, Actor, ContactCenter, wait_or_timeout
+from routing.cluster import RedisCluster, RouterReplica, register_event
 from routing.config import ConfigError, ConfigSource, Settings, load_settings
 from routing.config import load_file as load_config_file
 from routing.domain import (
@@ -24,7 +25,14 @@ from routing.domain import (
     Role,
     TaskStatus,
 )
-from routing.errors import Conflict, Forbidden, InvalidIdentity, NotFound, OneStopError
+from routing.errors import (
+    Conflict,
+    Forbidden,
+    InvalidIdentity,
+    NotFound,
+    OneStopError,
+    Unavailable,
+)
 from routing.events import (
     CaseChanged,
     CitizenChanged,
@@ -133,7 +141,9 @@ __all__ = [
     "OutboundMessage",
     "Presence",
     "PresenceChanged",
+    "RedisCluster",
     "Role",
+    "RouterReplica",
     "Settings",
     "StaffAuth",
     "StaffIdentity",
@@ -150,6 +160,7 @@ __all__ = [
     "TokenBuckets",
     "TypingChanged",
     "UTCDateTime",
+    "Unavailable",
     "create_database",
     "detect_language",
     "hash_password",
@@ -159,6 +170,7 @@ __all__ = [
     "metadata",
     "normalise",
     "queue_views",
+    "register_event",
     "task_view",
     "wait_or_timeout",
 ]

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
@@ -22,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from routing import citizens
+from routing.cluster import RedisCluster, RouterReplica, encode_event, router_state
 from routing.config import Settings
 from routing.domain import (
     Attachment,
@@ -38,7 +38,7 @@ from routing.domain import (
     Presence,
     TaskStatus,
 )
-from routing.errors import Conflict, Forbidden, NotFound
+from routing.errors import Conflict, Forbidden, NotFound, Unavailable
 from routing.events import (
     CaseChanged,
     CitizenChanged,
@@ -135,14 +135,19 @@ class ContactCenter:
         clock: Clock | None = None,
         bot: Bot | None = None,
         blobs: BlobStore | None = None,
+        cluster: RedisCluster | None = None,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.settings = settings
-        self.bus: EventBus = bus or InProcessBus()
+        self.bus: EventBus = cluster.bus if cluster else (bus or InProcessBus())
         self.clock: Clock = clock or SystemClock()
         self.bot = bot
-        self.router = Router(settings)
+        self.cluster = cluster
+        self._router = Router(settings)
+        self._replica = RouterReplica()
+        self._leading = cluster is None
+        self._counter = 0  # routing decisions published (cluster mode)
         self.adapters: dict[Channel, ChannelAdapter] = {}
         self.hours = {name: BusinessHours(spec) for name, spec in settings.hours.items()}
         self._lock = asyncio.Lock()
@@ -153,12 +158,42 @@ class ContactCenter:
 
     # -- life cycle ---------------------------------------------------------------------
 
+    @property
+    def router(self) -> Router | RouterReplica:
+        """The router's read queries: the router itself on the node that runs it (every
+        node without a cluster), a replica of it on the others."""
+        return self._router if self._leading else self._replica
+
+    @property
+    def node_name(self) -> str:
+        """This node's name in a cluster ("" without one)."""
+        return self.cluster.node_id if self.cluster else ""
+
+    @property
+    def leading(self) -> bool:
+        """Whether this node runs the router (always, without a cluster). Work that must
+        happen once in a cluster (alerts, mailbox polling) runs where this is true."""
+        return self._leading and (self.cluster is None or self.cluster.leading)
+
     async def start(self) -> None:
         """Load agents and unfinished tasks into the router and start its timers.
 
         Tasks that were offered when the node stopped are offered again; tasks being
-        worked on stay with their agents.
+        worked on stay with their agents. In a cluster only the leader does this (now or
+        when it takes over); the others follow.
         """
+        if self.cluster is None:
+            async with self._lock:
+                await self._build_router()
+        else:
+            await self.cluster.start(self)
+        self._started = True
+        self._timer = asyncio.create_task(self._run_timers(), name="router-timers")
+        self._spawn(self._deliver_pending(), "outbox-recovery")
+
+    async def _build_router(self) -> None:
+        """A fresh router from the database (the caller holds the routing lock)."""
+        self._router = router = Router(self.settings)
         now = self.clock.now()
         ts = now.timestamp()
         async with self.db.sessions() as s:
@@ -172,39 +207,81 @@ class ContactCenter:
             ).all()
         events: list[RouterEvent] = []
         for agent in agents:
-            self.router.upsert_agent(_profile(agent), ts)
+            router.upsert_agent(_profile(agent), ts)
         for task in tasks:
             status = TaskStatus(task.status)
             if status in (TaskStatus.ASSIGNED, TaskStatus.WRAPPING) and task.agent_id and (
-                self.router.has_agent(task.agent_id)
+                router.has_agent(task.agent_id)
             ):
-                self.router.restore_held(
+                router.restore_held(
                     task.id, Channel(task.channel), task.attributes, task.queue_id,
                     task.agent_id, status, task.enqueued_at.timestamp(),
                     (task.assigned_at or now).timestamp(), ts,
                 )
             else:
-                events += self.router.submit(
+                events += router.submit(
                     task.id, Channel(task.channel), task.attributes, ts,
                     enqueued_at=task.enqueued_at.timestamp(),
                 )
         for agent in agents:
-            events += self.router.set_presence(
+            events += router.set_presence(
                 agent.id, Presence(agent.presence), ts, agent.presence_reason
             )
-        await self._apply(events)
-        self._started = True
-        self._timer = asyncio.create_task(self._run_timers(), name="router-timers")
-        self._spawn(self._deliver_pending(), "outbox-recovery")
+        await self._apply(events, always_publish=True)
+
+    # -- cluster membership (see routing/cluster.py) -------------------------------------
+
+    async def lead(self) -> None:
+        """This node took the lease: rebuild the router from the store and route."""
+        async with self._lock:
+            self._counter = 0
+            await self._build_router()
+            self._leading = True
+        self._wake.set()
+
+    async def follow(self) -> None:
+        """This node lost the lease: stop routing; reads come from the replica."""
+        async with self._lock:
+            self._leading = False
+            self._router = Router(self.settings)
+            self._replica.reset()
+
+    async def execute(self, op: str, args: Mapping[str, Any]) -> int:
+        """Carry out one routing command (here, or for a follower); the version after it."""
+        command = ROUTER_OPS.get(op)
+        if command is None:
+            raise Conflict(f"unknown routing command {op!r}")
+        async with self._lock:
+            if not self.leading:
+                raise Unavailable("this node no longer runs the router; try again")
+            await self._apply(command(self._router, self.clock.now().timestamp(), **args))
+            version = self._version()
+        self._wake.set()
+        return version
+
+    async def router_changed(self, version: int, state: Mapping[str, Any],
+                             events: list[Any]) -> None:
+        """The leader's decision reached this follower: replica first, then subscribers."""
+        if self._leading:
+            return
+        self._replica.update(version, state)
+        assert self.cluster is not None
+        for event in events:
+            await self.cluster.bus.dispatch_remote(event)
+
+    def _version(self) -> int:
+        return self.cluster.version(self._counter) if self.cluster else self._counter
 
     async def stop(self) -> None:
-        """Stop the timers and wait for work in flight."""
+        """Stop the timers, wait for work in flight and (in a cluster) hand the lease on."""
         if self._timer:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.cluster is not None:
+            await self.cluster.stop()
 
     def register_adapter(self, adapter: ChannelAdapter) -> None:
         """Deliver outbound messages of `adapter.channel` through `adapter`."""
@@ -524,36 +601,35 @@ class ContactCenter:
             return task.id
         await self.bus.publish(TaskCreated(task.id, conversation_id, task.case_id, task.channel,
                                            reason))
-        async with self._lock:
-            events = self.router.submit(task.id, Channel(task.channel), task.attributes,
-                                        now.timestamp(), enqueued_at=now.timestamp())
-            await self._apply(events)
+        try:
+            await self._route("submit", task_id=task.id, channel=task.channel,
+                              attributes=task.attributes, enqueued_at=now.timestamp())
+        except Unavailable:
+            # Stored as pending: the router takes it up when a node leads again.
+            log.warning("task stored while routing is unavailable", extra={"task": task.id})
         await self.bus.publish(ConversationChanged(conversation_id, task.channel, "queued"))
         return task.id
 
     async def set_presence(self, agent_id: str, presence: Presence,
                            reason: str | None = None) -> None:
         """The agent goes available, away (with a reason) or offline."""
-        await self._route(lambda now: self.router.set_presence(agent_id, presence, now, reason))
+        await self._route("presence", agent_id=agent_id, presence=str(presence), reason=reason)
 
     async def accept_task(self, task_id: str, agent_id: str) -> None:
         """The agent takes the task offered to them; the conversation is now theirs."""
-        await self._route(lambda now: self.router.accept(task_id, agent_id, now))
+        await self._route("accept", task_id=task_id, agent_id=agent_id)
 
     async def reject_task(self, task_id: str, agent_id: str) -> None:
         """The agent declines the offer; it goes to someone else."""
-        await self._route(lambda now: self.router.reject(task_id, agent_id, now))
+        await self._route("reject", task_id=task_id, agent_id=agent_id)
 
     async def complete_task(self, task_id: str, agent_id: str, wrap_code: str | None = None,
                             *, wrap_up: bool = True) -> None:
         """The agent is done: wrap-up starts (if the channel has one) or the task completes."""
-        view = self.router.task(task_id)
+        self.router.task(task_id)  # NotFound when it is not being routed
         if wrap_code:
             await self._retrying(lambda s: _set(s, Task, task_id, wrap_code=wrap_code))
-        if view.status is TaskStatus.ASSIGNED and wrap_up:
-            await self._route(lambda now: self.router.wrap_up(task_id, agent_id, now))
-        else:
-            await self._route(lambda now: self.router.complete(task_id, agent_id, now))
+        await self._route("complete", task_id=task_id, agent_id=agent_id, wrap_up=wrap_up)
 
     async def transfer_task(self, task_id: str, agent_id: str, queue_id: str,
                             to_agent_id: str | None = None, note: str | None = None) -> None:
@@ -566,9 +642,8 @@ class ContactCenter:
             await self.send_message(task.conversation_id, note, author=Author.AGENT,
                                     author_id=agent_id, internal=True)
         await self._retrying(lambda s: _bump(s, task.case_id, "transfers"))
-        await self._route(
-            lambda now: self.router.requeue(task_id, queue_id, now, agent_id=to_agent_id)
-        )
+        await self._route("requeue", task_id=task_id, queue_id=queue_id,
+                          to_agent_id=to_agent_id)
 
     async def return_to_bot(self, conversation_id: str, actor: Actor) -> None:
         """An agent hands the conversation back to the bot: their task is finished (no
@@ -587,10 +662,7 @@ class ContactCenter:
                 continue
             if view.agent_id and view.agent_id != actor.id and actor.role == "agent":
                 raise Forbidden("this conversation is another agent's")
-            if view.status in (TaskStatus.ASSIGNED, TaskStatus.WRAPPING) and view.agent_id:
-                await self._route(partial(_complete, self.router, view.id, view.agent_id))
-            else:
-                await self._route(partial(_cancel, self.router, view.id, "returned_to_bot"))
+            await self._route("release", task_id=view.id, reason="returned_to_bot")
         await self._update_conversation(conversation_id, status=str(ConversationStatus.BOT),
                                         bot_misses=0, agent_id=None)
         await self.send_message(conversation_id, say("back_to_bot", conv.language),
@@ -612,16 +684,8 @@ class ContactCenter:
                 Task.conversation_id == conversation_id,
                 Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))).all()
         for task in tasks:
-            if not self.router.has_task(task.id):
-                continue
-            view = self.router.task(task.id)
-            if view.status is TaskStatus.ASSIGNED and view.agent_id:
-                await self._route(partial(_wrap_up, self.router, view.id, view.agent_id))
-            elif view.status in (TaskStatus.PENDING, TaskStatus.RESERVED):
-                if reason == "citizen_left":
-                    await self._route(partial(_abandon, self.router, view.id))
-                else:
-                    await self._route(partial(_cancel, self.router, view.id, reason))
+            if self.router.has_task(task.id):
+                await self._route("end", task_id=task.id, reason=reason)
         await self.bus.publish(ConversationChanged(conversation_id, conv.channel, "closed"))
 
     # -- outbound -----------------------------------------------------------------------
@@ -840,8 +904,11 @@ class ContactCenter:
             return agent
 
         agent = await self._retrying(store)
-        async with self._lock:
-            await self._apply(self.router.upsert_agent(_profile(agent), now.timestamp()))
+        profile = _profile(agent)
+        await self._route("agent", id=profile.id, skills=dict(profile.skills),
+                          languages=list(profile.languages),
+                          capacity={str(k): v for k, v in profile.capacity.items()},
+                          attributes=dict(profile.attributes))
         return agent.id
 
     async def audit(self, actor: Actor, action: str, subject_type: str,
@@ -1312,21 +1379,34 @@ class ContactCenter:
 
     # -- internals ----------------------------------------------------------------------
 
-    async def _route(self, command: Callable[[float], list[RouterEvent]]) -> None:
-        async with self._lock:
-            events = command(self.clock.now().timestamp())
-            await self._apply(events)
-        self._wake.set()
-
-    async def _apply(self, events: Sequence[RouterEvent]) -> None:
-        """Persist what the router decided, then publish it."""
-        if not events:
+    async def _route(self, op: str, **args: Any) -> None:
+        """A routing command: carried out here when this node runs the router, otherwise
+        by the node that does; returns once this node's view of the router includes it."""
+        if self.cluster is None or self.leading:
+            await self.execute(op, args)
             return
-        await self._retrying(lambda s: self._persist(s, events))
+        version = await self.cluster.call(op, args)
+        await self._replica.caught_up(version)
+
+    async def _apply(self, events: Sequence[RouterEvent], *,
+                     always_publish: bool = False) -> None:
+        """Persist what the router decided, then publish it (in a cluster, with the
+        router's new state for the followers)."""
+        if not events and not always_publish:
+            return
+        if events:
+            await self._retrying(lambda s: self._persist(s, events))
         for event in events:
-            await self.bus.publish(event)
+            await self.bus.publish_local(event)
             if isinstance(event, TaskFinished):
-                self.router.forget(event.task_id or "")
+                self._router.forget(event.task_id or "")
+        self._counter += 1
+        if self.cluster is not None:
+            encoded = [e for e in map(encode_event, events) if e is not None]
+            await self.cluster.publish_router(self._version(), self._state(), encoded)
+
+    def _state(self) -> dict[str, Any]:
+        return router_state(self._router, self.settings, self.clock.now().timestamp())
 
     async def _persist(self, s: AsyncSession, events: Sequence[RouterEvent]) -> None:
         for e in events:
@@ -1412,16 +1492,24 @@ class ContactCenter:
         task.add_done_callback(done)
 
     async def _run_timers(self) -> None:
-        next_retry = 0.0
+        next_retry = next_sweep = next_beat = 0.0
         while True:
-            deadline = self.router.next_deadline()
+            deadline = self._router.next_deadline() if self._leading else None
             now = self.clock.now().timestamp()
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - now))
             self._wake.clear()
             await wait_or_timeout(self._wake, timeout)
             try:
-                async with self._lock:
-                    await self._apply(self.router.tick(self.clock.now().timestamp()))
+                if self.leading:
+                    async with self._lock:
+                        if self.leading:
+                            await self._apply(self._router.tick(self.clock.now().timestamp()))
+                    if self.cluster is not None and now >= next_sweep:
+                        next_sweep = now + 5.0
+                        await self._sweep()
+                    if self.cluster is not None and now >= next_beat:
+                        next_beat = now + 1.0  # estimates and service levels drift
+                        await self.cluster.publish_router(self._version(), self._state(), [])
                 if now >= next_retry:
                     next_retry = now + 1.0
                     await self._deliver_pending()
@@ -1430,6 +1518,26 @@ class ContactCenter:
             except Exception:
                 log.exception("router timer failed")
                 await asyncio.sleep(1.0)
+
+    async def _sweep(self) -> None:
+        """Route every unfinished task the router does not know: one stored while no node
+        led, or whose command was lost with a node."""
+        async with self._lock:
+            if not self.leading:
+                return
+            async with self.db.sessions() as s:
+                tasks = (await s.scalars(select(Task).where(
+                    Task.status.in_([str(x) for x in TaskStatus if not x.is_final]))
+                    .order_by(Task.enqueued_at))).all()
+            ts = self.clock.now().timestamp()
+            events: list[RouterEvent] = []
+            for task in tasks:
+                if not self._router.has_task(task.id):
+                    log.info("sweep: routing a stored task", extra={"task": task.id})
+                    events += self._router.submit(task.id, Channel(task.channel),
+                                                  task.attributes, ts,
+                                                  enqueued_at=task.enqueued_at.timestamp())
+            await self._apply(events)
 
 
 async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
@@ -1441,20 +1549,89 @@ async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
             await event.wait()
 
 
-def _wrap_up(router: Router, task_id: str, agent_id: str, now: float) -> list[RouterEvent]:
-    return router.wrap_up(task_id, agent_id, now)
+# ---------------------------------------------------------------------------------------
+# Routing commands: what a node asks of the router, by name and with JSON-ready arguments,
+# so that in a cluster a follower can send them to the leader.
 
 
-def _complete(router: Router, task_id: str, agent_id: str, now: float) -> list[RouterEvent]:
-    return router.complete(task_id, agent_id, now)
+def _op_submit(r: Router, now: float, task_id: str, channel: str,
+               attributes: Mapping[str, Any], enqueued_at: float) -> list[RouterEvent]:
+    if r.has_task(task_id):
+        return []  # already routed (the sweep found it first)
+    return r.submit(task_id, Channel(channel), attributes, now, enqueued_at=enqueued_at)
 
 
-def _abandon(router: Router, task_id: str, now: float) -> list[RouterEvent]:
-    return router.abandon(task_id, now)
+def _op_presence(r: Router, now: float, agent_id: str, presence: str,
+                 reason: str | None) -> list[RouterEvent]:
+    return r.set_presence(agent_id, Presence(presence), now, reason)
 
 
-def _cancel(router: Router, task_id: str, reason: str, now: float) -> list[RouterEvent]:
-    return router.cancel(task_id, now, reason)
+def _op_accept(r: Router, now: float, task_id: str, agent_id: str) -> list[RouterEvent]:
+    if r.has_task(task_id):
+        view = r.task(task_id)
+        if view.status is TaskStatus.ASSIGNED and view.agent_id == agent_id:
+            return []  # asked again after a lost answer: it is theirs already
+    return r.accept(task_id, agent_id, now)
+
+
+def _op_reject(r: Router, now: float, task_id: str, agent_id: str) -> list[RouterEvent]:
+    return r.reject(task_id, agent_id, now)
+
+
+def _op_complete(r: Router, now: float, task_id: str, agent_id: str,
+                 wrap_up: bool) -> list[RouterEvent]:
+    if r.task(task_id).status is TaskStatus.ASSIGNED and wrap_up:
+        return r.wrap_up(task_id, agent_id, now)
+    return r.complete(task_id, agent_id, now)
+
+
+def _op_requeue(r: Router, now: float, task_id: str, queue_id: str,
+                to_agent_id: str | None) -> list[RouterEvent]:
+    return r.requeue(task_id, queue_id, now, agent_id=to_agent_id)
+
+
+def _op_release(r: Router, now: float, task_id: str, reason: str) -> list[RouterEvent]:
+    """Back to the bot: the agent's task completes (no wrap-up), a waiting one is canceled."""
+    if not r.has_task(task_id):
+        return []
+    view = r.task(task_id)
+    if view.status in (TaskStatus.ASSIGNED, TaskStatus.WRAPPING) and view.agent_id:
+        return r.complete(task_id, view.agent_id, now)
+    return r.cancel(task_id, now, reason)
+
+
+def _op_end(r: Router, now: float, task_id: str, reason: str) -> list[RouterEvent]:
+    """The contact ended: the agent's task goes to wrap-up, a waiting one is canceled (or
+    abandoned, when the citizen left)."""
+    if not r.has_task(task_id):
+        return []
+    view = r.task(task_id)
+    if view.status is TaskStatus.ASSIGNED and view.agent_id:
+        return r.wrap_up(task_id, view.agent_id, now)
+    if view.status in (TaskStatus.PENDING, TaskStatus.RESERVED):
+        if reason == "citizen_left":
+            return r.abandon(task_id, now)
+        return r.cancel(task_id, now, reason)
+    return []
+
+
+def _op_agent(r: Router, now: float, id: str, skills: Mapping[str, int],
+              languages: Sequence[str], capacity: Mapping[str, int],
+              attributes: Mapping[str, Any]) -> list[RouterEvent]:
+    return r.upsert_agent(AgentProfile(id, dict(skills), list(languages),
+                                       {Channel(k): v for k, v in capacity.items()},
+                                       dict(attributes)), now)
+
+
+def _op_tick(r: Router, now: float) -> list[RouterEvent]:
+    return r.tick(now)
+
+
+ROUTER_OPS: dict[str, Callable[..., list[RouterEvent]]] = {
+    "submit": _op_submit, "presence": _op_presence, "accept": _op_accept,
+    "reject": _op_reject, "complete": _op_complete, "requeue": _op_requeue,
+    "release": _op_release, "end": _op_end, "agent": _op_agent, "tick": _op_tick,
+}
 
 
 def _profile(agent: Agent) -> AgentProfile:

@@ -42,3 +42,10 @@ class Conflict(OneStopError):
 
 class Forbidden(OneStopError):
     """The caller may not do this."""
+
+
+class Unavailable(OneStopError):
+    """A part the request needs is not answering for the moment (in a cluster: no node
+    runs the router while another takes over); the same request may be tried again."""
+
+    retry_after = 5

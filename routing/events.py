@@ -137,11 +137,20 @@ Handler = Callable[[Any], Awaitable[None]]
 
 
 class EventBus(Protocol):
-    """Publish events to every subscriber (on this node and, for Redis, on all nodes)."""
+    """Publish events to every subscriber (on this node and, for Redis, on all nodes).
 
-    def subscribe(self, handler: Handler, *types: type) -> Callable[[], None]: ...
+    A handler subscribed with `origin_only=True` sees only the events published on its
+    own node (for the router's events: on the node running the router). Side effects that
+    must happen once in a cluster (an email, a Slack post, a Twilio call) subscribe so;
+    what only updates this node's sockets subscribes to everything.
+    """
+
+    def subscribe(self, handler: Handler, *types: type,
+                  origin_only: bool = False) -> Callable[[], None]: ...
 
     async def publish(self, event: Any) -> None: ...
+
+    async def publish_local(self, event: Any) -> None: ...
 
     def stream(self, *types: type, maxsize: int = 1000) -> AsyncIterator[Any]: ...
 
@@ -151,11 +160,13 @@ class InProcessBus:
     is logged and does not stop the others."""
 
     def __init__(self) -> None:
-        self._handlers: list[tuple[tuple[type, ...], Handler]] = []
+        self._handlers: list[tuple[tuple[type, ...], Handler, bool]] = []
 
-    def subscribe(self, handler: Handler, *types: type) -> Callable[[], None]:
-        """Call `handler` for every event that is an instance of one of `types` (all if none)."""
-        entry = (types or (object,), handler)
+    def subscribe(self, handler: Handler, *types: type,
+                  origin_only: bool = False) -> Callable[[], None]:
+        """Call `handler` for every event that is an instance of one of `types` (all if
+        none); with `origin_only`, only for events published on this node."""
+        entry = (types or (object,), handler, origin_only)
         self._handlers.append(entry)
 
         def unsubscribe() -> None:
@@ -166,8 +177,19 @@ class InProcessBus:
 
     async def publish(self, event: Any) -> None:
         """Deliver `event` to the subscribers interested in it."""
-        for types, handler in list(self._handlers):
-            if isinstance(event, types):
+        await self._dispatch(event, remote=False)
+
+    async def publish_local(self, event: Any) -> None:
+        """Deliver `event` on this node only (the same as `publish` without a cluster)."""
+        await self._dispatch(event, remote=False)
+
+    async def dispatch_remote(self, event: Any) -> None:
+        """Deliver an event another node published (origin-only handlers skip it)."""
+        await self._dispatch(event, remote=True)
+
+    async def _dispatch(self, event: Any, *, remote: bool) -> None:
+        for types, handler, origin_only in list(self._handlers):
+            if isinstance(event, types) and not (remote and origin_only):
                 try:
                     await handler(event)
                 except Exception:

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from routing import ContactCenter, Database, InProcessBus, create_database, load_settings, metadata
 from routing.config import Settings
-from tests.support.postgres import postgres_server
+from tests.support.postgres import fresh_database, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -30,24 +28,13 @@ def postgres_admin_url() -> Iterator[str]:
         yield started
 
 
-async def _fresh_postgres(admin_url: str) -> str:
-    name = "t_" + uuid.uuid4().hex[:12]
-    dsn = admin_url.replace("postgresql+asyncpg", "postgresql")
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An empty database URL, once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'onestop.db'}"
     admin = request.getfixturevalue("postgres_admin_url")
-    return await _fresh_postgres(admin)
+    return await fresh_database(admin)
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ from routing import (
     OutboundMessage,
     load_config_file,
     normalise,
+    wait_or_timeout,
 )
 
 log = logging.getLogger(__name__)
@@ -108,12 +109,15 @@ def setup(app: web.Application, center: ContactCenter, settings: EmailChannelSet
     ]
 
     async def email_ctx(app: web.Application) -> AsyncIterator[None]:
-        unsubscribe = center.bus.subscribe(transcripts.on_message, MessageStored)
+        # Once in a cluster: on the node that stored the message.
+        unsubscribe = center.bus.subscribe(transcripts.on_message, MessageStored,
+                                           origin_only=True)
         server = InboundSmtpServer(sink, smtp, rate_limiter=SenderRateLimiter(settings.rate_limit))
         await server.start()
         app[SMTP_SERVER] = server
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(p.run(stop), name="imap-poller") for p in pollers]
+        tasks = [asyncio.create_task(_poll_while_leading(center, p, stop), name="imap-poller")
+                 for p in pollers]
         yield
         stop.set()
         for task in tasks:
@@ -322,3 +326,19 @@ def _answers_us(message: ParsedEmail, settings: EmailChannelSettings) -> bool:
 def load_settings(path: Path) -> EmailChannelSettings:
     """Read config/email.yaml (errors name the file and line)."""
     return load_config_file(path, EmailChannelSettings)
+
+
+async def _poll_while_leading(center: ContactCenter, poller: ImapPoller,
+                              stop: asyncio.Event) -> None:
+    """Read a mailbox on one node only: the one that runs the router (every node without
+    a cluster). When another node takes over, this one stops and that one starts."""
+    while not stop.is_set():
+        if not center.leading:
+            await wait_or_timeout(stop, 1.0)
+            continue
+        lost = asyncio.Event()
+        reader = asyncio.create_task(poller.run(lost), name="imap-reader")
+        while center.leading and not stop.is_set():
+            await wait_or_timeout(stop, 1.0)
+        lost.set()
+        await reader

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from routing import register_event
+
 
 @dataclass(frozen=True, slots=True)
 class KioskSilent:
@@ -25,3 +27,7 @@ class KioskBack:
     name: str
     location: str
     at: datetime
+
+
+# In a cluster these reach every node (the supervisors' screens may be on any of them).
+register_event(KioskSilent, KioskBack)

@@ -40,7 +40,8 @@ class SilenceWatch:
     async def run(self) -> None:
         while True:
             try:
-                await self.check()
+                if self.center.leading:  # one watcher in a cluster
+                    await self.check()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -118,6 +118,8 @@ class SupervisorAlerts:
         self._poke.set()
 
     async def on_event(self, event: Any) -> None:
+        if not self.center.leading:
+            return  # in a cluster, the node that runs the router keeps the alerts
         name = type(event).__name__
         # channels.kiosk is another room (the house rules forbid importing it), so its
         # events are recognised by name and read by their documented fields.
@@ -216,7 +218,8 @@ class SupervisorAlerts:
             await wait_or_timeout(self._poke, self.rules.check_interval)
             self._poke.clear()
             try:
-                await self.check()
+                if self.center.leading:
+                    await self.check()
             except Exception:
                 log.exception("supervisor alert check failed")
             await asyncio.sleep(1.0)  # at most one check a second, however busy the router

@@ -208,7 +208,7 @@ class SlackOutbox:
     async def _load(self) -> None:
         if self._loaded:
             return
-        state = await self.center.load_state(STATE_NAME) or {}
+        state = await self.center.load_state(self._state_name) or {}
         self._items = list(state.get("items", [])) + self._items
         self._refs = {**state.get("refs", {}), **self._refs}
         for item in self._items:
@@ -218,4 +218,11 @@ class SlackOutbox:
             self._idle.clear()
 
     async def _save(self) -> None:
-        await self.center.save_state(STATE_NAME, {"items": self._items, "refs": self._refs})
+        await self.center.save_state(self._state_name, {"items": self._items,
+                                                        "refs": self._refs})
+
+    @property
+    def _state_name(self) -> str:
+        # Each cluster node keeps its own outbox (a node's calls survive its restart).
+        node = self.center.node_name
+        return f"{STATE_NAME}@{node}" if node else STATE_NAME

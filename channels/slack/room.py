@@ -77,8 +77,10 @@ class SlackRoom:
     def subscribe(self) -> None:
         bus = self.center.bus
         self._unsubscribe = [
-            bus.subscribe(self.on_consultation_requested, ConsultationRequested),
-            bus.subscribe(self.on_consultation_changed, ConsultationChanged),
+            # Once in a cluster: on the node where the agent or department acted.
+            bus.subscribe(self.on_consultation_requested, ConsultationRequested,
+                          origin_only=True),
+            bus.subscribe(self.on_consultation_changed, ConsultationChanged, origin_only=True),
             bus.subscribe(self.alerts.on_event),  # every event: kiosk ones by class name
         ]
 

@@ -353,7 +353,8 @@ class WebChat:
             conn.push({"type": "status", "status": "queued", "agent_name": None})
 
     async def _on_router_event(self, event: Any) -> None:
-        if isinstance(event, TaskAccepted) and event.task_id:
+        if isinstance(event, TaskAccepted) and event.task_id and self.center.leading:
+            # Said once, by the node that runs the router (every node sees the event).
             self._spawn(self._agent_joined(event.task_id, event.agent_id or ""))
         if isinstance(event, TaskFinished | TaskAccepted) and event.task_id:
             conversation_id = self._task_conversation.pop(event.task_id, None)

@@ -167,7 +167,7 @@ async def test_an_offer_nobody_answers_goes_back_and_the_miss_is_recorded(
     second = await add_agent(center, "second")
     await center.set_presence(second, Presence.AVAILABLE)
     clock.advance(61)  # type: ignore[attr-defined]  # email reservation timeout is 60 s
-    await center._route(center.router.tick)
+    await center._route("tick")
     reloaded = await center.task(task.id)
     assert reloaded.status == "reserved" and reloaded.agent_id == second
     assert reloaded.missed_count == 1

@@ -10,8 +10,11 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+
+import asyncpg
 
 
 def free_port() -> int:
@@ -68,3 +71,14 @@ def postgres_server() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def fresh_database(admin_url: str) -> str:
+    """A new empty database on the server at `admin_url`; its SQLAlchemy URL."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    conn = await asyncpg.connect(admin_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return admin_url.rsplit("/", 1)[0] + "/" + name
