@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint typecheck bench drill venv system-packages clean
+.PHONY: run cluster test lint typecheck bench drill venv system-packages voice-sdk clean
 
 venv:
 	@scripts/ensure-venv.sh
@@ -11,12 +11,20 @@ venv:
 system-packages:
 	@scripts/ensure-system-packages.sh
 
+## The Twilio Voice JS SDK for the console's browser phone (npm, into .cache/voice-sdk/).
+voice-sdk:
+	@scripts/ensure-voice-sdk.sh
+
 ## Start the whole service desk on embedded defaults with demo data.
-run: venv
+run: venv voice-sdk
 	@$(PY) -m onestop run --demo
 
+## The production topology as local processes: PostgreSQL, Redis, two app nodes, a proxy.
+cluster: venv system-packages voice-sdk
+	@$(PY) -m onestop.localcluster
+
 ## The full test suite, with lint, type checks and the import contract.
-test: venv system-packages lint typecheck
+test: venv system-packages voice-sdk lint typecheck
 	@$(PY) -m pytest -q -p no:cacheprovider
 
 lint: venv

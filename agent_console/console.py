@@ -9,6 +9,7 @@ token of the session; the scripts send it as `X-CSRF-Token`.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +42,15 @@ from routing import (
 )
 
 HERE = Path(__file__).resolve().parent
+#: The Twilio Voice JS SDK, fetched from npm by scripts/ensure-voice-sdk.sh (never committed).
+VOICE_SDK = HERE.parent / ".cache" / "voice-sdk" / "twilio.min.js"
+#: The desk may reach Twilio's voice endpoints (signalling, media, the SDK's sounds); every
+#: other page keeps the app's default policy.
+DESK_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "connect-src 'self' https://*.twilio.com wss://*.twilio.com; "
+            "media-src 'self' https://*.twilio.com; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'")
+log = logging.getLogger(__name__)
 TEMPLATES_KEY = web.AppKey("console_templates", jinja2.Environment)
 HUB_KEY = web.AppKey("console_live", LiveHub)
 LOGIN_CSRF_COOKIE = "onestop_login_csrf"
@@ -86,6 +96,7 @@ def setup(app: web.Application, center: ContactCenter, **settings: Any) -> None:
     r.add_get("/admin/", _page(admin_page, "admin"))
     r.add_post("/admin/agents", _page(create_agent, "admin"))
     r.add_static("/console/static", HERE / "static")
+    r.add_get("/console/vendor/twilio.min.js", voice_sdk)
 
 
 # ---------------------------------------------------------------------------------------
@@ -181,7 +192,21 @@ async def desk_page(request: web.Request, staff: StaffIdentity) -> web.StreamRes
         "statuses": ["new", "open", "pending_citizen", "pending_back_office", "resolved",
                      "closed", "reopened"],
     }
-    return _render("console.html", request, staff, data=data, page="console")
+    response = _render("console.html", request, staff, data=data, page="console")
+    response.headers["Content-Security-Policy"] = DESK_CSP
+    return response
+
+
+async def voice_sdk(request: web.Request) -> web.StreamResponse:
+    """The Twilio Voice JS SDK for the desk's phone. Missing (the build step did not run)
+    is a clear 404 and a log line; the desk then shows the phone offline."""
+    if not VOICE_SDK.is_file():
+        log.error("the Twilio Voice SDK is missing: run scripts/ensure-voice-sdk.sh "
+                  "(make run / make test do)", extra={"path": str(VOICE_SDK)})
+        return web.Response(status=404, text="the Twilio Voice SDK is not installed; run "
+                                             "scripts/ensure-voice-sdk.sh\n")
+    return web.FileResponse(VOICE_SDK, headers={"Content-Type": "text/javascript",
+                                                "Cache-Control": "public, max-age=3600"})
 
 
 async def wall_page(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:

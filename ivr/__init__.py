@@ -5,7 +5,8 @@ and a browser phone that plays Twilio's part. See ivr/README.md.
 The composition root calls `setup(app, center, ...)`; nothing else is needed.
 """
 
-from ivr.hotline import CallState, Hotline, HotlineConfig, agent_identity
+from ivr.conference import ConferenceCall, Transfers, agent_identity
+from ivr.hotline import CallState, Hotline, HotlineConfig
 from ivr.menus import MENUS_FILE, MenusFile, load_menus
 from ivr.twilio_rest import RebasedHttpClient, SmsAdapter, TwilioRest
 from ivr.webapp import HOTLINE_KEY, setup
@@ -14,11 +15,13 @@ __all__ = [
     "HOTLINE_KEY",
     "MENUS_FILE",
     "CallState",
+    "ConferenceCall",
     "Hotline",
     "HotlineConfig",
     "MenusFile",
     "RebasedHttpClient",
     "SmsAdapter",
+    "Transfers",
     "TwilioRest",
     "agent_identity",
     "load_menus",

@@ -26,6 +26,15 @@ from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
+from ivr.conference import (
+    TWILIO_ERRORS,
+    UNANSWERED,
+    ConferenceCall,
+    ConferenceStore,
+    Transfers,
+    agent_identity,
+    client_address,
+)
 from ivr.menus import Menu, MenusFile, Option
 from ivr.phrases import PHRASES, case_status, key_name, say, spoken_case_number, spoken_date
 from ivr.twilio_rest import TwilioRest
@@ -50,9 +59,11 @@ from routing import (
     InvalidIdentity,
     Message,
     NotFound,
+    Presence,
     Task,
     TaskAccepted,
     TaskStatus,
+    mask,
     normalise,
 )
 
@@ -152,6 +163,8 @@ class Hotline:
         self.validator = RequestValidator(config.auth_token)
         self.public_url = config.public_url.rstrip("/")
         self._background: set[asyncio.Task[Any]] = set()
+        self.conferences = ConferenceStore(center)
+        self.transfers = Transfers(self)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -498,9 +511,13 @@ class Hotline:
             context["category"] = category
         task_id = await self.center.hand_to_people(step.conversation_id, reason=reason,
                                                    context=context)
-        state = replace(state, task=task_id)
+        return self.enqueue_twiml(replace(state, task=task_id),
+                                  [*(intro or []), say("to_person", state.lang)])
+
+    def enqueue_twiml(self, state: CallState, intro: list[str]) -> VoiceResponse:
+        """Hold the caller in Twilio's queue; the router decides who takes the task."""
         response = VoiceResponse()
-        for line in [*(intro or []), say("to_person", state.lang)]:
+        for line in intro:
             self.say(response, line, state.lang)
         response.enqueue(HOLD_QUEUE, action=self.url("/ivr/queue-result", state),
                          method="POST", wait_url=self.url("/ivr/wait", state),
@@ -561,7 +578,7 @@ class Hotline:
         if result == "bridged":
             return self.survey_twiml(state)
         if task is not None and task.status in (TaskStatus.ASSIGNED, TaskStatus.WRAPPING):
-            return await self.connect_twiml(task, state)
+            return await self.connect_twiml(task, state, call)
         if await self._callback_requested(call.sid):
             self.say(response, say("callback_promised", state.lang), state.lang)
             response.hangup()
@@ -579,30 +596,141 @@ class Hotline:
             return response
         intro = [say("callback_greeting", state.lang)] if params.get("Direction", "").startswith(
             "outbound") else []
-        return await self.connect_twiml(task, state, intro)
+        return await self.connect_twiml(task, state, self.call(params), intro)
 
-    async def connect_twiml(self, task: Task, state: CallState, intro: list[str] | None = None
-                            ) -> VoiceResponse:
+    async def connect_twiml(self, task: Task, state: CallState, call: Call,
+                            intro: list[str] | None = None) -> VoiceResponse:
+        """Put the caller through to the task's officer: into a conference named after the
+        task (so that the officer can consult someone and hand over), or — without the
+        REST API, or when Twilio refuses to ring the officer — straight to their browser."""
+        state = replace(state, task=task.id)
         response = VoiceResponse()
         for line in [*(intro or []), say("connecting", state.lang)]:
             self.say(response, line, state.lang)
-        dial = response.dial(action=self.url("/ivr/after-agent", replace(state, task=task.id)),
-                             method="POST", timeout=20, answer_on_bridge=True)
-        client = dial.client()
-        client.identity(agent_identity(task.agent_id or ""))
-        client.parameter(name="task_id", value=task.id)
-        client.parameter(name="case_id", value=task.case_id)
+        dial = response.dial(action=self.url("/ivr/after-agent", state), method="POST",
+                             timeout=20, answer_on_bridge=True)
+        conference = await self._conference_with_agent(task, state, call)
+        if conference is None:
+            client = dial.client()
+            client.identity(agent_identity(task.agent_id or ""))
+            for name, value in self._leg_parameters(task, call, "agent").items():
+                client.parameter(name=name, value=value)
+            return response
+        dial.conference(conference.name, participant_label="caller", beep=False,
+                        start_conference_on_enter=False, end_conference_on_exit=True,
+                        wait_url=self.config.hold_music_url, wait_method="GET")
         return response
 
+    async def _conference_with_agent(self, task: Task, state: CallState, call: Call
+                                     ) -> ConferenceCall | None:
+        """Ring the officer into the task's conference (once, even if Twilio retries the
+        webhook); None when that is not possible."""
+        if self.rest is None or not task.agent_id or not self.config.hold_music_url:
+            return None
+        existing = await self.conferences.load(task.id)
+        if existing is not None and existing.caller_call == call.sid and (
+                existing.agent_id == task.agent_id):
+            return existing
+        conference = ConferenceCall(task.id, call.sid, state.lang, task.agent_id,
+                                    origin=state.origin)
+        try:
+            joined = await self.rest.add_participant(
+                conference.name, from_=self.config.phone_number or "client:onestop-hotline",
+                to=client_address(conference.agent_label,
+                                  self._leg_parameters(task, call, "agent")),
+                label=conference.agent_label,
+                status_callback=self.url("/ivr/agent-leg", task=task.id, leg="agent",
+                                         a=task.agent_id),
+                start_conference_on_enter=True, end_conference_on_exit=True)
+        except TWILIO_ERRORS as exc:
+            log.warning("twilio did not ring the officer into the conference",
+                        extra={"task": task.id, "error": type(exc).__name__})
+            return None
+        conference = replace(conference, sid=joined.conference_sid)
+        await self.conferences.save(conference)
+        return conference
+
+    @staticmethod
+    def _leg_parameters(task: Task, call: Call, leg: str) -> dict[str, str]:
+        """What the officer's browser gets with the incoming call (for the screen pop):
+        ids, and the caller's number masked as everywhere in the console."""
+        return {"task_id": task.id, "case_id": task.case_id, "leg": leg,
+                "caller": mask(IdentityKind.PHONE, call.caller) if call.caller else ""}
+
     async def after_agent(self, params: Mapping[str, str], state: CallState) -> VoiceResponse:
+        """The caller's officer leg ended: the survey after a conversation; back in the
+        queue, in the same place, when the officer did not answer."""
         call = self.call(params)
         status = params.get("DialCallStatus", "")
         await self.record(call, state, f"สายกับเจ้าหน้าที่สิ้นสุด ({status}) / officer leg ended "
                                        f"({status})")
         if status == "completed":
             return self.survey_twiml(state.next(visited="agent"))
+        task = await self._task(state.task)
+        if task is not None and await self._requeue(task):
+            return self.enqueue_twiml(state.next(visited="agent:" + status[:20]),
+                                      [say("agent_missed", state.lang)])
         return self.voicemail_twiml(state.next(visited="agent:" + status[:20]),
                                     intro=[say("agent_unreachable", state.lang)])
+
+    async def _requeue(self, task: Task) -> bool:
+        """The officer did not answer the call they accepted: the task goes back to its
+        queue keeping its place, and the officer is set away as for a missed offer (so it
+        is not offered straight back to them). False if the task is no longer theirs."""
+        if task.status != TaskStatus.ASSIGNED or not task.agent_id:
+            return False
+        await self.conferences.clear(task.id)
+        if self.center.settings.on_missed_offer == "away":
+            await self.center.set_presence(task.agent_id, Presence.AWAY, "missed_call")
+        await self.center.transfer_task(task.id, task.agent_id, task.queue_id)
+        return True
+
+    async def requeue(self, params: Mapping[str, str], state: CallState) -> VoiceResponse:
+        """TwiML for a caller taken out of a conference whose officer did not answer."""
+        self.call(params)
+        return self.enqueue_twiml(state, [say("agent_missed", state.lang)])
+
+    async def agent_leg(self, params: Mapping[str, str], query: Mapping[str, str]) -> None:
+        """Status callbacks of officers' (and consulted parties') legs into a conference."""
+        sid, status = params.get("CallSid", ""), params.get("CallStatus", "")
+        task_id = query.get("task", "")
+        if not sid or not status or not task_id:
+            raise BadRequest("CallSid, CallStatus and the task are required")
+        if not await self.center.record_event("twilio-agent-leg", f"{sid}:{status}",
+                                              {"task": task_id, "leg": query.get("leg")}):
+            return
+        if query.get("leg") == "consult":
+            if status in UNANSWERED or status == "completed":
+                await self.transfers.consult_ended(task_id, query.get("lb", ""), status)
+            return
+        if status in UNANSWERED:
+            await self._agent_missed(task_id, query.get("a", ""))
+
+    async def _agent_missed(self, task_id: str, agent_id: str) -> None:
+        """The officer's browser did not answer: take the caller out of the conference and
+        back into the hold queue, in the same place."""
+        conference = await self.conferences.load(task_id)
+        task = await self._task(task_id)
+        if conference is None or task is None or conference.agent_id != agent_id or (
+                task.agent_id != agent_id):
+            return  # a later leg, or the call moved on
+        if not await self._requeue(task):
+            return
+        key = conference.origin or conference.caller_call
+        await self.center.ingest(InboundMessage(
+            channel=Channel.VOICE, conversation_key=key, author=Author.SYSTEM,
+            message_id=f"{conference.caller_call}:agent-missed:{task.id}:{agent_id}",
+            body="เจ้าหน้าที่ไม่ได้รับสาย ผู้โทรกลับเข้าคิวลำดับเดิม / the officer did not answer; "
+                 "the caller is back in the queue in the same place"))
+        state = CallState(lang=conference.lang, step=20_000, task=task.id,
+                          origin=conference.origin)
+        assert self.rest is not None  # a conference exists only with the REST API
+        try:
+            await self.rest.redirect_call(conference.caller_call,
+                                          self.url("/ivr/requeue", state))
+        except TWILIO_ERRORS as exc:
+            log.warning("twilio did not take the caller back to the queue",
+                        extra={"task": task.id, "error": type(exc).__name__})
 
     def survey_twiml(self, state: CallState, intro: list[str] | None = None) -> VoiceResponse:
         response = VoiceResponse()
@@ -741,13 +869,16 @@ class Hotline:
         hold queue at once (the hold loop would notice too, a little later)."""
         if self.rest is None or not event.task_id:
             return
-        self.spawn(self._put_through(event.task_id), "put-through")
+        self.spawn(self._put_through(event.task_id, event.agent_id), "put-through")
 
-    async def _put_through(self, task_id: str) -> None:
+    async def _put_through(self, task_id: str, agent_id: str | None = None) -> None:
         assert self.rest is not None
         task = await self.center.task(task_id)
         if task.channel != Channel.VOICE:
             return
+        conference = await self.conferences.load(task_id)
+        if conference is not None and conference.agent_id == agent_id:
+            return  # a warm transfer: the new officer is on the call already
         conv = await self.center.conversation(task.conversation_id)
         lang = str(task.attributes.get("language") or "th")
         state = CallState(lang="en" if lang == "en" else "th", step=10_000, task=task.id,
@@ -855,11 +986,6 @@ class Hotline:
             Message, Message.channel == str(Channel.VOICE),
             Message.provider_message_id == f"{call_sid}:callback", limit=1)
         return bool(rows)
-
-
-def agent_identity(agent_id: str) -> str:
-    """The Twilio Client identity of an officer (no names: the agent id)."""
-    return f"agent_{agent_id}"
 
 
 def _key_token(key: str) -> str:

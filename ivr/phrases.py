@@ -68,6 +68,9 @@ PHRASES: dict[str, tuple[str, str]] = {
     "connecting": ("กำลังเชื่อมต่อกับเจ้าหน้าที่ค่ะ", "Connecting you to an officer."),
     "agent_unreachable": ("ขออภัยค่ะ เจ้าหน้าที่ไม่สามารถรับสายได้ในขณะนี้",
                           "Sorry, the officer could not take your call."),
+    "agent_missed": ("ขออภัยค่ะ เจ้าหน้าที่ไม่ได้รับสาย กรุณารอสักครู่ ท่านยังอยู่ในลำดับคิวเดิม",
+                     "Sorry, the officer could not answer. Please hold: you keep your place "
+                     "in the queue."),
     "left_queue": ("ขออภัยค่ะ ไม่สามารถรอสายต่อได้", "Sorry, we could not keep you waiting."),
     "survey": ("กรุณาให้คะแนนความพึงพอใจต่อการบริการ จาก 1 ถึง 5 โดย 5 คือพอใจมากที่สุด",
                "Please rate our service from 1 to 5, where 5 is the best."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -51,6 +52,16 @@ class RebasedHttpClient(AsyncTwilioHttpClient):
                                      allow_redirects)
 
 
+@dataclass(frozen=True)
+class Participant:
+    """What Twilio answers when a participant is added: the conference's SID (needed to
+    address its participants later) and the new leg's CallSid."""
+
+    conference_sid: str
+    call_sid: str
+    label: str
+
+
 class TwilioRest:
     """The few REST calls the hotline makes."""
 
@@ -70,6 +81,37 @@ class TwilioRest:
     async def redirect_call(self, call_sid: str, url: str) -> None:
         """Make a live call fetch new TwiML from `url` (e.g. out of the queue to an agent)."""
         await self.client.calls(call_sid).update_async(url=url, method="POST")
+
+    async def add_participant(self, conference: str, *, to: str, from_: str, label: str,
+                              status_callback: str, start_conference_on_enter: bool,
+                              end_conference_on_exit: bool, ring_seconds: int = 20) -> Participant:
+        """Ring `to` (a number or `client:identity?params`) into `conference` (its SID, or
+        its friendly name: Twilio creates the conference when it does not exist yet)."""
+        created = await self.client.conferences(conference).participants.create_async(
+            from_=from_, to=to, label=label, beep="false", early_media=True, timeout=ring_seconds,
+            start_conference_on_enter=start_conference_on_enter,
+            end_conference_on_exit=end_conference_on_exit,
+            status_callback=status_callback, status_callback_method="POST",
+            status_callback_event=["answered", "completed"])
+        return Participant(str(created.conference_sid), str(created.call_sid), label)
+
+    async def update_participant(self, conference_sid: str, label: str, *,
+                                 hold: bool | None = None, hold_url: str | None = None,
+                                 end_conference_on_exit: bool | None = None) -> None:
+        """Hold or unhold a participant (by label), or change whether their leaving ends
+        the conference."""
+        kwargs: dict[str, Any] = {}
+        if hold is not None:
+            kwargs["hold"] = hold
+            if hold and hold_url:
+                kwargs.update(hold_url=hold_url, hold_method="GET")
+        if end_conference_on_exit is not None:
+            kwargs["end_conference_on_exit"] = end_conference_on_exit
+        await self.client.conferences(conference_sid).participants(label).update_async(**kwargs)
+
+    async def remove_participant(self, conference_sid: str, label: str) -> None:
+        """Take a participant (by label) out of the conference: their call ends."""
+        await self.client.conferences(conference_sid).participants(label).delete_async()
 
     async def send_sms(self, *, to: str, from_: str, body: str,
                        status_callback: str | None = None) -> str:

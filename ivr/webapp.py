@@ -15,10 +15,11 @@ from twilio.jwt.access_token import AccessToken
 from twilio.jwt.access_token.grants import VoiceGrant
 from twilio.twiml import TwiML
 
-from ivr.hotline import CallState, Hotline, HotlineConfig, agent_identity
+from ivr.conference import Target, TransferError, agent_identity
+from ivr.hotline import CallState, Hotline, HotlineConfig
 from ivr.menus import MENUS_FILE, load_menus
 from ivr.twilio_rest import SmsAdapter, TwilioRest
-from routing import Bot, ContactCenter, StaffAuth, TaskAccepted
+from routing import Bot, ContactCenter, StaffAuth, StaffIdentity, TaskAccepted
 
 HERE = Path(__file__).resolve().parent
 HOTLINE_KEY = web.AppKey("hotline", Hotline)
@@ -88,6 +89,10 @@ def setup(
     for path, handler in WEBHOOKS.items():
         ivr.router.add_post(path, _webhook(handler))
     ivr.router.add_get("/token", voice_token)
+    ivr.router.add_get("/calls/{task_id}", _console(call_view))
+    ivr.router.add_post("/calls/{task_id}/transfer", _console(transfer_start))
+    ivr.router.add_post("/calls/{task_id}/transfer/complete", _console(transfer_complete))
+    ivr.router.add_post("/calls/{task_id}/transfer/cancel", _console(transfer_cancel))
     if simulator:
         ivr.router.add_get("/simulator", simulator_page)
         ivr.router.add_post("/simulator/sign", simulator_sign)
@@ -95,7 +100,9 @@ def setup(
     app.add_subapp("/ivr", ivr)
 
     async def life(app: web.Application) -> AsyncIterator[None]:
-        unsubscribe = center.bus.subscribe(_on_accepted(hotline), TaskAccepted)
+        # Once in a cluster: on the node that runs the router, where the event starts.
+        unsubscribe = center.bus.subscribe(_on_accepted(hotline), TaskAccepted,
+                                           origin_only=True)
         yield
         unsubscribe()
         await hotline.stop()
@@ -166,6 +173,14 @@ async def _after_agent(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiM
     return await h.after_agent(p, _state(r))
 
 
+async def _requeue(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
+    return await h.requeue(p, _state(r))
+
+
+async def _agent_leg(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
+    await h.agent_leg(p, r.query)
+
+
 async def _survey(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
     return await h.survey(p, _state(r))
 
@@ -197,6 +212,8 @@ WEBHOOKS: dict[str, Webhook] = {
     "/queue-result": _queue_result,
     "/connect": _connect,
     "/after-agent": _after_agent,
+    "/requeue": _requeue,
+    "/agent-leg": _agent_leg,
     "/survey": _survey,
     "/voicemail": _voicemail,
     "/voicemail/transcription": _transcription,
@@ -235,14 +252,21 @@ class VoiceTokens:
 TOKENS_KEY = web.AppKey("voice_tokens", VoiceTokens)
 
 
+async def signed_in(request: web.Request) -> tuple[StaffIdentity | None, bool]:
+    """The staff member behind a request (bearer token, or the console's session cookie)
+    and whether it came by cookie (then changes need the session's CSRF token)."""
+    header = request.headers.get("Authorization", "")
+    by_cookie = not header.lower().startswith("bearer ")
+    session = request.cookies.get(SESSION_COOKIE, "") if by_cookie else header[7:].strip()
+    staff = await request.app[TOKENS_KEY].auth.authenticate(session) if session else None
+    return staff, by_cookie
+
+
 async def voice_token(request: web.Request) -> web.Response:
     """`GET /ivr/token`: a Voice access token for the signed-in officer (bearer token or
     the console's session cookie)."""
     tokens = request.app[TOKENS_KEY]
-    header = request.headers.get("Authorization", "")
-    session = header[7:].strip() if header.lower().startswith("bearer ") else (
-        request.cookies.get(SESSION_COOKIE, ""))
-    staff = await tokens.auth.authenticate(session) if session else None
+    staff, _ = await signed_in(request)
     if staff is None:
         return _error(401, "unauthenticated", "sign in first (Authorization: Bearer <token>)")
     if not tokens.configured:
@@ -252,6 +276,61 @@ async def voice_token(request: web.Request) -> web.Response:
     return web.json_response({"token": jwt, "identity": identity,
                               "expires_in": int(tokens.ttl.total_seconds())},
                              headers={"Cache-Control": "no-store"})
+
+
+# -- warm transfers, asked for by the officer on the call ----------------------------------
+
+ConsoleHandler = Callable[[web.Request, Hotline, StaffIdentity, str], Awaitable[dict[str, Any]]]
+
+
+def _console(handler: ConsoleHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Signed in as the console's officer (cookie + X-CSRF-Token for changes, or bearer);
+    `TransferError`s become JSON errors in the API's shape."""
+
+    async def handle(request: web.Request) -> web.Response:
+        staff, by_cookie = await signed_in(request)
+        if staff is None:
+            return _error(401, "unauthenticated", "sign in first")
+        if request.method != "GET" and by_cookie and not secrets.compare_digest(
+                request.headers.get("X-CSRF-Token", ""), staff.csrf_token):
+            return _error(403, "csrf", "X-CSRF-Token is missing or wrong")
+        try:
+            body = await handler(request, request.app[HOTLINE_KEY], staff,
+                                 request.match_info["task_id"])
+        except TransferError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    return handle
+
+
+async def call_view(request: web.Request, hotline: Hotline, staff: StaffIdentity,
+                    task_id: str) -> dict[str, Any]:
+    """`GET /ivr/calls/{task}`: the call's conference and any transfer in progress."""
+    return await hotline.transfers.view(task_id, staff.agent_id)
+
+
+async def transfer_start(request: web.Request, hotline: Hotline, staff: StaffIdentity,
+                         task_id: str) -> dict[str, Any]:
+    """`POST /ivr/calls/{task}/transfer` `{"agent_id"|"queue_id"|"number": …}`: consult
+    the target while the caller is on hold."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise TransferError(400, "malformed_json", "the body is not JSON") from None
+    return await hotline.transfers.start(task_id, staff.agent_id, Target.parse(body))
+
+
+async def transfer_complete(request: web.Request, hotline: Hotline, staff: StaffIdentity,
+                            task_id: str) -> dict[str, Any]:
+    """`POST /ivr/calls/{task}/transfer/complete`: hand the caller over and leave."""
+    return await hotline.transfers.complete(task_id, staff.agent_id)
+
+
+async def transfer_cancel(request: web.Request, hotline: Hotline, staff: StaffIdentity,
+                          task_id: str) -> dict[str, Any]:
+    """`POST /ivr/calls/{task}/transfer/cancel`: let the consulted party go, unhold."""
+    return await hotline.transfers.cancel(task_id, staff.agent_id)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

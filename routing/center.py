@@ -1504,7 +1504,7 @@ class ContactCenter:
                     async with self._lock:
                         if self.leading:
                             await self._apply(self._router.tick(self.clock.now().timestamp()))
-                    if self.cluster is not None and now >= next_sweep:
+                    if now >= next_sweep:
                         next_sweep = now + 5.0
                         await self._sweep()
                     if self.cluster is not None and now >= next_beat:
@@ -1538,6 +1538,34 @@ class ContactCenter:
                                                   task.attributes, ts,
                                                   enqueued_at=task.enqueued_at.timestamp())
             await self._apply(events)
+        for conversation_id in await self._unanswered():
+            log.info("sweep: handing an unanswered conversation to people",
+                     extra={"conversation": conversation_id})
+            await self.hand_to_people(conversation_id, reason="unanswered")
+
+    async def _unanswered(self) -> list[str]:
+        """Conversations whose citizen wrote last, over a minute ago, and that nobody is
+        taking up: the node that stored the message died before the bot answered or the
+        hand-off was made. Acknowledged means answered, eventually."""
+        stale = self.clock.now() - timedelta(seconds=60)
+        channels = [str(c) for c in self.settings.channels
+                    if self.settings.channel(c).entry != "ivr"]
+        open_task = select(Task.id).where(
+            Task.conversation_id == Conversation.id,
+            Task.status.in_([str(x) for x in TaskStatus if not x.is_final]))
+        async with self.db.sessions() as s:
+            return list((await s.scalars(
+                select(Conversation.id)
+                .join(Message, (Message.conversation_id == Conversation.id)
+                      & (Message.seq == Conversation.message_count))
+                .where(Conversation.status.in_([str(ConversationStatus.BOT),
+                                                str(ConversationStatus.QUEUED)]),
+                       Conversation.channel.in_(channels),
+                       Message.direction == str(Direction.INBOUND),
+                       Message.author == str(Author.CITIZEN),
+                       Message.created_at < stale,
+                       ~open_task.exists())
+                .limit(100))).all())
 
 
 async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:

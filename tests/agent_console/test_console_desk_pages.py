@@ -53,7 +53,7 @@ async def test_the_desk_loads_the_new_scripts_after_common_and_before_the_desk(
     await signed_in(client)
     html = await (await client.get("/console/")).text()
     sources = re.findall(r'<script src="/console/static/([a-z0-9]+\.js)" defer>', html)
-    assert sources == ["common.js", *SCRIPTS, "console.js"]
+    assert sources == ["common.js", *SCRIPTS, "console.js", "phone.js"]
     assert "<script>" not in html and " style=" not in html  # CSP: nothing inline
     for script in SCRIPTS:
         response = await client.get(f"/console/static/{script}")

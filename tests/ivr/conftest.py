@@ -4,6 +4,7 @@ records what it was sent, and a small bot."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,30 @@ class TwilioApi:
         raise AssertionError(f"no request to {suffix}; got {[r.path for r in self.requests]}")
 
 
+def conference_sid(name: str) -> str:
+    """The SID Twilio gives the conference named `name` (the same for the same name)."""
+    return "CF" + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def conference_answer(request: web.Request, form: dict[str, str]) -> web.Response:
+    """The Conference Participants API: create (by the conference's name or SID), update
+    and delete (by the participant's label)."""
+    parts = request.path.split("/")
+    conference = parts[parts.index("Conferences") + 1]
+    sid = conference if conference.startswith("CF") else conference_sid(conference)
+    if request.method == "DELETE":
+        return web.Response(status=204)
+    if request.path.endswith("/Participants.json"):
+        return web.json_response({"account_sid": ACCOUNT_SID, "conference_sid": sid,
+                                  "call_sid": new_sid("CA"), "label": form.get("Label"),
+                                  "status": "queued", "hold": False, "muted": False},
+                                 status=201)
+    label = parts[-1].removesuffix(".json")
+    return web.json_response({"account_sid": ACCOUNT_SID, "conference_sid": sid,
+                              "call_sid": new_sid("CA"), "label": label,
+                              "status": "connected", "hold": form.get("Hold") == "true"})
+
+
 @pytest.fixture
 async def twilio_api(aiohttp_server: Callable[..., Any]) -> TwilioApi:
     api: TwilioApi
@@ -67,6 +92,8 @@ async def twilio_api(aiohttp_server: Callable[..., Any]) -> TwilioApi:
             return web.json_response({"sid": new_sid("SM"), "status": "queued",
                                       "to": form.get("To"), "from": form.get("From"),
                                       "body": form.get("Body")}, status=201)
+        if "/Conferences/" in request.path:
+            return conference_answer(request, form)
         if request.path.endswith("/Calls.json"):
             return web.json_response({"sid": new_sid("CA"), "status": "queued",
                                       "to": form.get("To"), "from": form.get("From")},

@@ -260,11 +260,13 @@ async def test_a_queued_caller_hears_position_and_wait_and_an_agent_takes_the_ca
     await phone.hold()
     assert phone.verbs() == ["Leave"]
     await phone.leave_queue("leave")
-    client_el = phone.doc.find("Dial/Client")
-    assert client_el is not None
-    assert client_el.findtext("Identity") == f"agent_{me['me']['agent_id']}"
-    params = {p.attrib["name"]: p.attrib["value"] for p in client_el.iter("Parameter")}
-    assert params["task_id"] == task["id"]
+    # The caller waits in the task's conference; the officer's browser is rung into it.
+    conference = phone.doc.find("Dial/Conference")
+    assert conference is not None and conference.text == f"onestop-task-{task['id']}"
+    (ring,) = await twilio_api.wait_for(f"/Conferences/onestop-task-{task['id']}"
+                                        f"/Participants.json")
+    assert ring.form["To"].startswith(f"client:agent_{me['me']['agent_id']}?")
+    assert f"task_id={task['id']}" in ring.form["To"]
     await phone.dial_ends("completed")
     assert "คะแนนความพึงพอใจ" in phone.said()
     await phone.press("4")
@@ -323,7 +325,7 @@ async def test_a_callback_keeps_the_callers_place_and_rings_them_when_an_agent_a
                      call_sid="CA" + "9" * 32, direction="outbound-api")
     callback.doc = await callback.post(call.form["Url"])
     assert "โทรกลับตามที่ท่านขอไว้" in callback.said()
-    assert callback.doc.find("Dial/Client/Identity") is not None
+    assert callback.doc.find("Dial/Conference") is not None
     await callback.dial_ends("completed")
     await callback.press("5")
     await callback.status("completed", url=call.form["StatusCallback"])

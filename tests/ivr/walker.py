@@ -38,6 +38,12 @@ TWIML: dict[str, tuple[set[str], set[str]]] = {
               "record", "trim", "answerOnBridge", "ringTone", "recordingStatusCallback",
               "recordingStatusCallbackMethod", "recordingStatusCallbackEvent"},
              {"Number", "Client", "Queue", "Conference", "Sip"}),
+    "Conference": ({"muted", "beep", "startConferenceOnEnter", "endConferenceOnExit",
+                    "waitUrl", "waitMethod", "maxParticipants", "record", "region", "trim",
+                    "coach", "participantLabel", "jitterBufferSize", "statusCallback",
+                    "statusCallbackEvent", "statusCallbackMethod", "recordingStatusCallback",
+                    "recordingStatusCallbackMethod", "recordingStatusCallbackEvent",
+                    "eventCallbackUrl"}, set()),
     "Client": ({"url", "method", "statusCallbackEvent", "statusCallback",
                 "statusCallbackMethod"}, {"Identity", "Parameter"}),
     "Identity": (set(), set()),
@@ -47,6 +53,8 @@ TWIML: dict[str, tuple[set[str], set[str]]] = {
                 "recordingStatusCallbackEvent", "transcribe", "transcribeCallback"}, set()),
 }
 URL_ATTRIBUTES = {"action", "waitUrl", "transcribeCallback", "statusCallback"}
+BOOLEAN_ATTRIBUTES = {"startConferenceOnEnter", "endConferenceOnExit", "muted", "answerOnBridge",
+                      "actionOnEmptyResult", "playBeep", "transcribe", "hangupOnStar", "coach"}
 LANGUAGES = {"th-TH", "en-US"}
 
 _sids = itertools.count(1)
@@ -71,8 +79,17 @@ def check_twiml(root: ET.Element) -> None:
             assert el.tag in TWIML[parent][1], f"<{el.tag}> cannot be inside <{parent}>"
         for name in URL_ATTRIBUTES & set(el.attrib):
             assert el.attrib[name].startswith(PUBLIC_URL + "/ivr/"), el.attrib[name]
-        if "method" in el.attrib:
-            assert el.attrib["method"] in ("GET", "POST")
+        for name in {"method", "waitMethod", "waitUrlMethod"} & set(el.attrib):
+            assert el.attrib[name] in ("GET", "POST"), (el.tag, name, el.attrib[name])
+        for name in BOOLEAN_ATTRIBUTES & set(el.attrib):
+            assert el.attrib[name] in ("true", "false"), (el.tag, name, el.attrib[name])
+        if el.tag == "Conference":
+            assert el.attrib.get("beep", "true") in ("true", "false", "onEnter", "onExit")
+            assert (el.text or "").strip(), "a <Conference> needs a name"
+        if el.tag == "Dial":
+            nouns = [child.tag for child in el]
+            assert len(nouns) <= 1 or set(nouns) <= {"Number", "Client", "Sip"}, (
+                f"<Dial> cannot mix {nouns}")
         if el.tag == "Say":
             assert el.attrib.get("language") in LANGUAGES and (el.text or "").strip()
         if el.tag == "Gather":

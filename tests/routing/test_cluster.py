@@ -240,7 +240,7 @@ async def test_when_the_leader_is_killed_the_other_node_takes_over_and_offers_ag
     assert leader.center.router.task(third).status is TaskStatus.PENDING
 
     # Killed: its timers and Redis connections stop dead, the lease is not handed back.
-    for task in leader.cluster._tasks + [leader.cluster._consumer]:
+    for task in [*leader.cluster._tasks, leader.cluster._consumer]:
         assert task is not None
         task.cancel()
     assert leader.center._timer is not None
