@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -109,6 +110,8 @@ OPEN_CASE_STATUSES = (
 )
 #: Retry delays for outbound delivery (seconds); after the last the message is failed.
 DELIVERY_BACKOFF = (1, 5, 30, 120, 600, 1800)
+#: In a cluster, how stale followers' replicas may be between decisions (seconds).
+STATE_EVERY = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,8 @@ class ContactCenter:
         self._replica = RouterReplica()
         self._leading = cluster is None
         self._counter = 0  # routing decisions published (cluster mode)
+        self._published_at = 0.0
+        self._flush_later: asyncio.TimerHandle | None = None
         self.adapters: dict[Channel, ChannelAdapter] = {}
         self.hours = {name: BusinessHours(spec) for name, spec in settings.hours.items()}
         self._lock = asyncio.Lock()
@@ -246,25 +251,28 @@ class ContactCenter:
             self._router = Router(self.settings)
             self._replica.reset()
 
-    async def execute(self, op: str, args: Mapping[str, Any]) -> int:
-        """Carry out one routing command (here, or for a follower); the version after it."""
+    async def execute(self, op: str, args: Mapping[str, Any], *, flush: bool = False) -> int:
+        """Carry out one routing command (here, or for a follower); the version after it.
+        `flush`: publish the router's state now (a follower waits to read it)."""
         command = ROUTER_OPS.get(op)
         if command is None:
             raise Conflict(f"unknown routing command {op!r}")
         async with self._lock:
             if not self.leading:
                 raise Unavailable("this node no longer runs the router; try again")
-            await self._apply(command(self._router, self.clock.now().timestamp(), **args))
+            await self._apply(command(self._router, self.clock.now().timestamp(), **args),
+                              flush=flush)
             version = self._version()
         self._wake.set()
         return version
 
-    async def router_changed(self, version: int, state: Mapping[str, Any],
+    async def router_changed(self, version: int, state: Mapping[str, Any] | None,
                              events: list[Any]) -> None:
         """The leader's decision reached this follower: replica first, then subscribers."""
         if self._leading:
             return
-        self._replica.update(version, state)
+        if state is not None:
+            self._replica.update(version, state)
         assert self.cluster is not None
         for event in events:
             await self.cluster.bus.dispatch_remote(event)
@@ -750,25 +758,17 @@ class ContactCenter:
         return message.id
 
     async def _deliver(self, message_id: str, *, first: bool = True) -> None:
-        adapter_channel = await self._channel_of(message_id)
-        if adapter_channel is None or adapter_channel not in self.adapters:
+        channels = [str(c) for c in self.adapters]
+        if not channels:
             return  # delivered when the adapter registers or the citizen reconnects
         now = self.clock.now()
-        if not await self._retrying(lambda s: _claim(s, message_id, now, first)):
-            return  # another attempt (timer, other node) holds it
-        async with self.db.sessions() as s:
-            entry = await s.scalar(select(OutboxEntry).where(OutboxEntry.message_id == message_id))
-            message = await s.get_one(Message, message_id)
-            conv = await s.get_one(Conversation, message.conversation_id)
-        assert entry is not None
-        async with self.db.sessions() as s:
-            inbound_ids = (await s.scalars(
-                select(Message.provider_message_id).where(
-                    Message.conversation_id == conv.id,
-                    Message.direction == str(Direction.INBOUND),
-                    Message.provider_message_id.is_not(None))
-                .order_by(Message.seq.desc()).limit(20))).all()
-            case_number = await s.scalar(select(Case.number).where(Case.id == conv.case_id))
+        # One transaction claims the entry (only on a channel with an adapter: the others
+        # wait for theirs) and reads everything the adapter needs; a second one, after
+        # the provider answered, records the outcome.
+        claimed = await self._retrying(lambda s: _claim(s, message_id, now, first, channels))
+        if claimed is None:
+            return  # sent, no adapter, or another attempt (timer, other node) holds it
+        entry_id, attempts, message, conv, case_number, inbound_ids = claimed
         adapter = self.adapters.get(Channel(conv.channel))
         if adapter is None:
             return  # delivered when the adapter registers or the citizen reconnects
@@ -789,13 +789,15 @@ class ContactCenter:
         try:
             provider_id = await adapter.deliver(outbound)
         except DeliveryError as exc:
-            await self._delivery_failed(entry, message, str(exc), exc.permanent, now)
+            await self._delivery_failed(entry_id, attempts, message, str(exc), exc.permanent,
+                                        now)
             return
         except Exception as exc:  # an adapter bug must not lose the message: retry it
             log.exception("adapter %s failed", conv.channel)
-            await self._delivery_failed(entry, message, type(exc).__name__, False, now)
+            await self._delivery_failed(entry_id, attempts, message, type(exc).__name__, False,
+                                        now)
             return
-        await self._retrying(lambda s: _mark_sent(s, entry.id, message.id, provider_id, now))
+        await self._retrying(lambda s: _mark_sent(s, entry_id, message.id, provider_id, now))
 
     async def _channel_of(self, message_id: str) -> Channel | None:
         async with self.db.sessions() as s:
@@ -803,28 +805,43 @@ class ContactCenter:
                 OutboxEntry.message_id == message_id, OutboxEntry.status != "sent"))
         return Channel(channel) if channel else None
 
-    async def _delivery_failed(self, entry: OutboxEntry, message: Message, error: str,
-                               permanent: bool, now: datetime) -> None:
-        attempts = entry.attempts + 1
+    async def _delivery_failed(self, entry_id: str, attempts_before: int, message: Message,
+                               error: str, permanent: bool, now: datetime) -> None:
+        attempts = attempts_before + 1
         final = permanent or attempts > len(DELIVERY_BACKOFF)
         delay = DELIVERY_BACKOFF[min(attempts - 1, len(DELIVERY_BACKOFF) - 1)]
-        await self._retrying(lambda s: _set(
-            s, OutboxEntry, entry.id, attempts=attempts, last_error=error[:500],
-            status="failed" if final else "pending",
-            next_attempt_at=now + timedelta(seconds=delay)))
-        if final:
-            await self._retrying(lambda s: _set(s, Message, message.id, delivery="failed"))
+
+        async def record(s: AsyncSession) -> None:
+            # One transaction, UPDATEs by primary key: the entry's next attempt (or its
+            # end) and, when final, the message's delivery state.
+            changes: list[tuple[Any, str, dict[str, Any]]] = [
+                (OutboxEntry, entry_id, {"attempts": attempts, "last_error": error[:500],
+                                         "status": "failed" if final else "pending",
+                                         "next_attempt_at": now + timedelta(seconds=delay)})]
+            if final:
+                changes.append((Message, message.id, {"delivery": "failed"}))
+            for model, key, values in changes:
+                result = await s.execute(update(model).where(model.id == key).values(**values)
+                                         .execution_options(synchronize_session=False))
+                if getattr(result, "rowcount", 1) != 1:
+                    raise NotFound(model.__tablename__, key)
+
+        await self._retrying(record)
         await self.bus.publish(DeliveryFailed(message.id, message.conversation_id,
                                               message.channel, error, attempts, final))
         self._wake.set()
 
     async def _deliver_pending(self) -> None:
         """Deliver every outbox entry that is due (after a restart, or a retry delay)."""
+        channels = [str(c) for c in self.adapters]
+        if not channels:
+            return  # nothing can be sent before an adapter registers
         now = self.clock.now()
         async with self.db.sessions() as s:
             due = (await s.scalars(
                 select(OutboxEntry.message_id).where(OutboxEntry.status.in_(("pending", "sending")),
-                                                     OutboxEntry.next_attempt_at <= now)
+                                                     OutboxEntry.next_attempt_at <= now,
+                                                     OutboxEntry.channel.in_(channels))
                 .order_by(OutboxEntry.created_at).limit(500))).all()
         for message_id in due:
             await self._deliver(message_id, first=False)
@@ -1389,7 +1406,7 @@ class ContactCenter:
         await self._replica.caught_up(version)
 
     async def _apply(self, events: Sequence[RouterEvent], *,
-                     always_publish: bool = False) -> None:
+                     always_publish: bool = False, flush: bool = False) -> None:
         """Persist what the router decided, then publish it (in a cluster, with the
         router's new state for the followers)."""
         if not events and not always_publish:
@@ -1403,7 +1420,28 @@ class ContactCenter:
         self._counter += 1
         if self.cluster is not None:
             encoded = [e for e in map(encode_event, events) if e is not None]
-            await self.cluster.publish_router(self._version(), self._state(), encoded)
+            await self._publish(encoded, flush=flush or always_publish)
+
+    async def _publish(self, events: list[dict[str, Any]], *, flush: bool) -> None:
+        """Send the decision's events now; the router's state with them when a follower
+        waits for it, otherwise at most every 100 ms (computing it costs ~10 ms per 500
+        tasks, and a busy floor makes dozens of decisions a second)."""
+        assert self.cluster is not None
+        now = time.monotonic()
+        state = None
+        if flush or now - self._published_at >= STATE_EVERY:
+            state, self._published_at = self._state(), now
+        elif self._flush_later is None:
+            self._flush_later = asyncio.get_running_loop().call_later(
+                STATE_EVERY, lambda: self._spawn(self._publish_state(), "router-state"))
+        await self.cluster.publish_router(self._version(), state, events)
+
+    async def _publish_state(self) -> None:
+        self._flush_later = None
+        async with self._lock:
+            if self.leading and self.cluster is not None:
+                self._published_at = time.monotonic()
+                await self.cluster.publish_router(self._version(), self._state(), [])
 
     def _state(self) -> dict[str, Any]:
         return router_state(self._router, self.settings, self.clock.now().timestamp())
@@ -1509,7 +1547,7 @@ class ContactCenter:
                         await self._sweep()
                     if self.cluster is not None and now >= next_beat:
                         next_beat = now + 1.0  # estimates and service levels drift
-                        await self.cluster.publish_router(self._version(), self._state(), [])
+                        await self._publish_state()
                 if now >= next_retry:
                     next_retry = now + 1.0
                     await self._deliver_pending()
@@ -1696,22 +1734,55 @@ async def _bump(s: AsyncSession, case_id: str, field_name: str) -> None:
 DELIVERY_LEASE = timedelta(minutes=5)
 
 
-async def _claim(s: AsyncSession, message_id: str, now: datetime, first: bool) -> bool:
+async def _claim(
+    s: AsyncSession, message_id: str, now: datetime, first: bool, channels: Sequence[str]
+) -> tuple[str, int, Message, Conversation, str | None, list[str | None]] | None:
     """Take the outbox entry for one delivery attempt, so that no two attempts (timer,
-    immediate send, another node) deliver the same message at once."""
-    conditions = [OutboxEntry.message_id == message_id]
+    immediate send, another node) deliver the same message at once, and read what the
+    adapter needs, in the caller's transaction.
+
+    Only an entry on one of `channels` (those with an adapter) is taken. Returns None when
+    the entry is not there to take (sent, failed, leased by another attempt, not due, no
+    adapter); else (entry id, attempts so far, message, conversation, case number, the
+    provider ids of the citizen's latest messages, newest first)."""
+    conditions = [OutboxEntry.message_id == message_id, OutboxEntry.channel.in_(channels)]
     if first:
         conditions.append(OutboxEntry.status == "pending")
     else:
         conditions += [OutboxEntry.status.in_(("pending", "sending")),
                        OutboxEntry.next_attempt_at <= now]
-    result = await s.execute(update(OutboxEntry).where(*conditions).values(
-        status="sending", next_attempt_at=now + DELIVERY_LEASE))
-    return bool(getattr(result, "rowcount", 0) == 1)
+    taken = (await s.execute(
+        update(OutboxEntry).where(*conditions)
+        .values(status="sending", next_attempt_at=now + DELIVERY_LEASE)
+        .returning(OutboxEntry.id, OutboxEntry.attempts)
+        .execution_options(synchronize_session=False))).all()
+    if len(taken) != 1:
+        return None
+    entry_id, attempts = taken[0]
+    message, conv, case_number = (await s.execute(
+        select(Message, Conversation, Case.number)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .outerjoin(Case, Case.id == Conversation.case_id)
+        .where(Message.id == message_id))).one()
+    inbound_ids = (await s.scalars(
+        select(Message.provider_message_id).where(
+            Message.conversation_id == conv.id,
+            Message.direction == str(Direction.INBOUND),
+            Message.provider_message_id.is_not(None))
+        .order_by(Message.seq.desc()).limit(20))).all()
+    return entry_id, attempts, message, conv, case_number, list(inbound_ids)
 
 
 async def _mark_sent(s: AsyncSession, entry_id: str, message_id: str, provider_id: str | None,
                      now: datetime) -> None:
-    await _set(s, OutboxEntry, entry_id, status="sent", sent_at=now,
-               provider_message_id=provider_id, attempts=OutboxEntry.attempts + 1)
-    await _set(s, Message, message_id, delivery="sent")
+    # Two UPDATEs by primary key, no reads first (as `_set` would).
+    for model, key, values in (
+        (OutboxEntry, entry_id, {"status": "sent", "sent_at": now,
+                                 "provider_message_id": provider_id,
+                                 "attempts": OutboxEntry.attempts + 1}),
+        (Message, message_id, {"delivery": "sent"}),
+    ):
+        result = await s.execute(update(model).where(model.id == key).values(**values)
+                                 .execution_options(synchronize_session=False))
+        if getattr(result, "rowcount", 1) != 1:
+            raise NotFound(model.__tablename__, key)

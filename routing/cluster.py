@@ -146,12 +146,20 @@ def _typed(hint: Any, value: Any) -> Any:
 def router_state(router: Router, settings: Settings, now: float) -> dict[str, Any]:
     """What followers need to answer the router's read queries."""
     tasks = {}
+    per_place: dict[tuple[str, Channel], float | None] = {}  # estimated seconds per place
     for v in router.tasks():
-        waiting = v.status is TaskStatus.PENDING
+        position = wait = None
+        if v.status is TaskStatus.PENDING:
+            position = router.queue_position(v.id)
+            if position:
+                key = (v.queue, v.channel)
+                if key not in per_place:
+                    estimate = router.estimated_wait(v.id)
+                    per_place[key] = None if estimate is None else estimate / position
+                factor = per_place[key]
+                wait = None if factor is None else factor * position
         tasks[v.id] = [v.channel.value, v.status.value, v.queue, v.priority, v.agent_id,
-                       v.enqueued_at, v.reservation_deadline,
-                       router.queue_position(v.id) if waiting else None,
-                       router.estimated_wait(v.id) if waiting else None]
+                       v.enqueued_at, v.reservation_deadline, position, wait]
     agents = {a.id: [a.presence.value, a.presence_reason, a.presence_since,
                      {t: c.value for t, c in a.held.items()}, sorted(a.queues), a.missed,
                      a.activity] for a in router.agents()}
@@ -251,10 +259,10 @@ class ClusterMember(Protocol):
     async def follow(self) -> None:
         """This node lost the lease: stop routing."""
 
-    async def execute(self, op: str, args: Mapping[str, Any]) -> int:
+    async def execute(self, op: str, args: Mapping[str, Any], *, flush: bool = False) -> int:
         """Carry out a routing command; return the router's version after it."""
 
-    async def router_changed(self, version: int, state: Mapping[str, Any],
+    async def router_changed(self, version: int, state: Mapping[str, Any] | None,
                              events: list[Any]) -> None:
         """The leader decided: update the replica, then tell this node's subscribers."""
 
@@ -453,7 +461,8 @@ class RedisCluster:
                 continue  # the caller gave up and said so; doing it now would surprise
             reply: dict[str, Any] = {"id": request["id"]}
             try:
-                reply["version"] = await self._member.execute(request["op"], request["args"])
+                reply["version"] = await self._member.execute(request["op"], request["args"],
+                                                              flush=True)
             except errors.NotFound as exc:
                 reply.update(error="NotFound", kind=exc.kind, key=exc.key, message=str(exc))
             except errors.OneStopError as exc:
@@ -472,13 +481,15 @@ class RedisCluster:
         """A version that grows across leaders: the term, then the leader's own count."""
         return self.term * 1_000_000_000 + counter
 
-    async def publish_router(self, version: int, state: Mapping[str, Any],
+    async def publish_router(self, version: int, state: Mapping[str, Any] | None,
                              events: list[dict[str, Any]]) -> None:
-        """Tell the followers what the router decided (and keep it for late joiners)."""
+        """Tell the followers what the router decided, with its state when given (kept
+        for nodes that join later)."""
         payload = json.dumps({"n": self.node_id, "r": {"v": version, "s": state, "e": events}})
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._state_key, payload)
+                if state is not None:
+                    pipe.set(self._state_key, payload)
                 pipe.publish(self.bus._channel, payload)
                 await pipe.execute()
         except (RedisError, OSError) as exc:

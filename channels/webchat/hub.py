@@ -120,6 +120,7 @@ class WebChat:
         self._background: set[asyncio.Task[Any]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self._last_availability: dict[str, Any] | None = None
+        self._refresh_pending: asyncio.TimerHandle | None = None
         self.visitor_buckets = TokenBuckets(self.limits.visitor_burst,
                                             self.limits.visitor_per_second)
         self.ip_buckets = TokenBuckets(self.limits.ip_burst, self.limits.ip_per_second)
@@ -362,6 +363,17 @@ class WebChat:
                 del self._waiting[conversation_id]
         if isinstance(event, PresenceChanged):
             self.refresh_availability()
+        self._refresh_soon()
+
+    def _refresh_soon(self) -> None:
+        """Queue positions after a burst of routing events: once per 200 ms, not once per
+        event (with hundreds waiting, every event would otherwise move every socket)."""
+        if self._refresh_pending is None:
+            self._refresh_pending = asyncio.get_running_loop().call_later(
+                0.2, self._refresh_now)
+
+    def _refresh_now(self) -> None:
+        self._refresh_pending = None
         self.refresh_queue_positions()
 
     async def _on_conversation_changed(self, event: ConversationChanged) -> None:
