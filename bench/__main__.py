@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench                 # everything (~13 min; ~20 min the first time)
     .venv/bin/python -m bench --quick         # a ~4-minute subset
-    .venv/bin/python -m bench --only chat,ivr # some of: router chat ivr email search bot footprint
+    .venv/bin/python -m bench --only chat,ivr # router outbox chat ivr email search bot footprint
     .venv/bin/python -m bench --chat-max 5000 # also drive OneStop at 5,000 conversations
 
 Results: bench/results/bench-<time>.json (and latest.json), bench/results/*.svg.
@@ -25,7 +25,7 @@ from bench import svg
 from bench.common import RESULTS, AppProcess, raise_nofile, rss_mb
 from bench.router_bench import profile_router, run_baseline, run_router
 
-SECTIONS = ["router", "chat", "ivr", "email", "search", "bot", "footprint"]
+SECTIONS = ["router", "outbox", "chat", "ivr", "email", "search", "bot", "footprint"]
 
 
 def log(line: str) -> None:
@@ -73,8 +73,13 @@ async def chat_section(levels: list[int], onestop_max: int, paced_s: float) -> d
             try:
                 row = await measure(kind, n, paced_s)
             except Exception as exc:  # a level that cannot run is reported, not fatal
+                import traceback
+
+                frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                          if "/bench/" in f.filename]
+                where = f" at {frames[-1].name}:{frames[-1].lineno}" if frames else ""
                 row = {"server": kind, "connections": n,
-                       "error": f"{type(exc).__name__}: {exc}"}
+                       "error": f"{type(exc).__name__}{where}: {exc}"}
             rows.append(row)
             b, p = row.get("burst", {}), row.get("paced", {})
             log(f"  chat {kind:8} n={n:>5}: burst {b.get('messages_per_s', '-')} msg/s "
@@ -161,10 +166,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.bot_bench import run_bot
     from bench.email_bench import run_email
     from bench.ivr_bench import run_ivr
+    from bench.outbox_bench import run_outbox
     from bench.search_bench import run_search
 
     levels = [100] if args.quick else [100, 1_000, 5_000]
+    if args.chat_levels:
+        levels = [int(n) for n in args.chat_levels.split(",")]
     await section("router", lambda: router_section(args.quick))
+    await section("outbox", lambda: run_outbox(100 if args.quick else 300, log))
     await section("chat", lambda: chat_section(levels, args.chat_max, 5.0 if args.quick else 10.0))
     await section("ivr", lambda: run_ivr(3.0 if args.quick else 10.0, log))
     await section("email", lambda: run_email(100 if args.quick else 500, log))
@@ -197,6 +206,16 @@ def table(results: dict[str, Any]) -> list[str]:
     if "total_time_growth" in router:
         row("router time growth 1k→max", router["total_time_growth"], router["nlogn_growth"],
             "", "≤ n log n (baseline col)")
+    outbox = results.get("outbox", {})
+    if "send_and_deliver" in outbox:
+        send, store = outbox["send_and_deliver"], outbox["store_only"]
+        row("outbox send+deliver msg/s (vs store only)", send["messages_per_s"],
+            store["messages_per_s"], outbox["ratio_vs_store_only"])
+        row("  statements / transactions per msg", f"{send['statements_per_msg']:g} / "
+            f"{send['transactions_per_msg']:g}", f"{store['statements_per_msg']:g} / "
+            f"{store['transactions_per_msg']:g}")
+        row("  retry path msg/s, statements per msg", outbox["retry_path"]["messages_per_s"],
+            f"{outbox['retry_path']['statements_per_msg']:g} stmts")
     chat = {(r["server"], r["connections"]): r for r in results.get("chat", {}).get("rows", [])}
     for n in sorted({n for _, n in chat}):
         o, b = chat.get(("onestop", n), {}), chat.get(("bare", n), {})
@@ -258,6 +277,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run the app under cProfile (chat and IVR) and summarise")
     parser.add_argument("--chat-max", type=int, default=1_000,
                         help="largest number of conversations to drive through OneStop")
+    parser.add_argument("--chat-levels", default="",
+                        help="comma-separated conversation counts for the chat section "
+                             "(default 100,1000,5000; e.g. 5000 with --chat-max 5000)")
     args = parser.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     nofile = raise_nofile()

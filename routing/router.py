@@ -23,7 +23,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,6 +133,13 @@ class _Agent:
     held: dict[str, Channel] = field(default_factory=dict)
     queues: set[str] = field(default_factory=set)
     missed: int = 0
+    # Running count of held tasks per channel (no zero entries), kept by `_hold`/`_unhold`,
+    # and the channels the agent can take one more task on (capacity and cross-channel
+    # rules), recomputed by `_refresh_free` whenever `held` or the profile changes.
+    counts: dict[Channel, int] = field(default_factory=dict)
+    open: frozenset[Channel] = frozenset()
+    # The waiting lists of the agent's queues on the channels of their capacity.
+    lists: list[tuple[Channel, SortedList]] = field(default_factory=list)
 
 
 @dataclass
@@ -156,17 +163,25 @@ class _Task:
     accepted_at: float | None = None
     rejected_by: set[str] = field(default_factory=set)
     version: int = 0
+    # Cached: the current target and its queue (change with `set_target`), the order key
+    # (changes with `set_priority`), and the waiting list the task is in, if any.
+    target: Target = field(init=False)
+    queue: str = field(init=False)
+    key: tuple[int, float, int, str] = field(init=False)
+    waiting_in: SortedList | None = field(default=None, init=False)
 
-    @property
-    def target(self) -> Target:
-        return self.targets[self.target_index]
+    def __post_init__(self) -> None:
+        self.set_target(self.targets, self.target_index)
+        self.set_priority(self.priority)
 
-    @property
-    def queue(self) -> str:
-        return self.target.queue
+    def set_target(self, targets: tuple[Target, ...], index: int) -> None:
+        self.targets, self.target_index = targets, index
+        self.target = targets[index]
+        self.queue = self.target.queue
 
-    def key(self) -> tuple[int, float, int, str]:
-        return (-self.priority, self.enqueued_at, self.seq, self.id)
+    def set_priority(self, priority: int) -> None:
+        self.priority = priority
+        self.key = (-priority, self.enqueued_at, self.seq, self.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +270,12 @@ class Router:
         self._seq = itertools.count()
         self._stats = {q: _QueueStats() for q in settings.queues}
         self._next_aging = 0.0
+        self._exclusive = [
+            (exclusive, frozenset({exclusive, *alongside}))
+            for exclusive, alongside in settings.capacity_rules.exclusive.items()
+        ]
+        self._any_aging = any(q.spec.priority_aging > 0 for q in settings.queues.values())
+        self._timeouts: dict[tuple[str, Channel], tuple[float, float]] = {}
 
     # -- agents -------------------------------------------------------------------------
 
@@ -279,6 +300,9 @@ class Router:
             if matches(queue.agents, context):
                 members.add(profile.id)
         agent.queues = {q for q, m in self._members.items() if profile.id in m}
+        agent.lists = [
+            (c, self._waiting_list(q, c)) for q in agent.queues for c in profile.capacity
+        ]
         self._refresh_free(agent)
         return self._offer_to_agent(agent, now)
 
@@ -350,7 +374,7 @@ class Router:
             None, None, False,
         )
         self._unqueue(task)
-        task.targets, task.target_index = (target,), 0
+        task.set_target((target,), 0)
         task.status, task.agent_id = TaskStatus.PENDING, None
         task.rejected_by.clear()
         events += self._enter_target(task, 0, now, first=False)
@@ -380,7 +404,7 @@ class Router:
             status=status, agent_id=agent_id, accepted_at=accepted_at,
         )
         self._tasks[task_id] = task
-        agent.held[task_id] = channel
+        self._hold(agent, task_id, channel)
         if status is TaskStatus.WRAPPING:
             task.wrap_deadline = now + self.settings.channel(channel).wrap_up_seconds
             self._push_deadline(task.wrap_deadline, "wrap", task)
@@ -395,7 +419,7 @@ class Router:
         task.accepted_at = now
         task.version += 1
         wait = now - task.enqueued_at
-        threshold = self.settings.service_level(task.queue, task.channel).threshold_seconds
+        threshold = self._timeouts_for(task.queue, task.channel)[1]
         self._stats[task.queue].record(now, "answered", wait, threshold)
         return [TaskAccepted(task_id, agent_id, now, task.queue, wait)]
 
@@ -520,7 +544,7 @@ class Router:
         waiting = self._waiting.get((task.queue, task.channel))
         if not waiting:
             return None
-        return int(waiting.index(task.key())) + 1
+        return int(waiting.index(task.key)) + 1
 
     def estimated_wait(self, task_id: str) -> float | None:
         """Seconds until the task is likely answered: position × handle time / staffed slots."""
@@ -591,21 +615,45 @@ class Router:
         return str(agent.presence)
 
     def _can_take(self, agent: _Agent, channel: Channel) -> bool:
-        held = Counter(agent.held.values())
-        if held[channel] >= agent.profile.capacity.get(channel, 0):
-            return False
-        for exclusive, alongside in self.settings.capacity_rules.exclusive.items():
-            allowed = {exclusive, *alongside}
-            if held[exclusive] and channel not in allowed:
-                return False
-            if channel is exclusive and any(n and c not in allowed for c, n in held.items()):
-                return False
-        return True
+        return channel in agent.open
+
+    def _open_channels(self, agent: _Agent) -> frozenset[Channel]:
+        """The channels on which the agent can take one more task: below capacity, and
+        allowed by the cross-channel (exclusive) rules given what they hold."""
+        counts = agent.counts
+        result = []
+        for channel, capacity in agent.profile.capacity.items():
+            if counts.get(channel, 0) >= capacity:
+                continue
+            for exclusive, allowed in self._exclusive:
+                if counts.get(exclusive) and channel not in allowed:
+                    break
+                if channel is exclusive and any(c not in allowed for c in counts):
+                    break
+            else:
+                result.append(channel)
+        return frozenset(result)
+
+    def _hold(self, agent: _Agent, task_id: str, channel: Channel) -> None:
+        previous = agent.held.get(task_id)
+        if previous is not None:
+            self._unhold(agent, task_id)
+        agent.held[task_id] = channel
+        agent.counts[channel] = agent.counts.get(channel, 0) + 1
+
+    def _unhold(self, agent: _Agent, task_id: str) -> None:
+        channel = agent.held.pop(task_id, None)
+        if channel is None:
+            return
+        left = agent.counts[channel] - 1
+        if left:
+            agent.counts[channel] = left
+        else:
+            del agent.counts[channel]
 
     def _refresh_free(self, agent: _Agent) -> None:
-        if agent.presence is Presence.AVAILABLE and any(
-            self._can_take(agent, c) for c in agent.profile.capacity
-        ):
+        agent.open = self._open_channels(agent)
+        if agent.presence is Presence.AVAILABLE and agent.open:
             self._free.add(agent.profile.id)
         else:
             self._free.discard(agent.profile.id)
@@ -621,13 +669,6 @@ class Router:
         if target.agents is not None:
             return matches(target.agents, {**agent.context, "task": task.attributes})
         return True
-
-    def _agent_order(self, task: _Task, agent: _Agent) -> tuple[float, ...]:
-        queue = self.settings.queues[task.queue]
-        load = float(len(agent.held))
-        if queue.spec.strategy == "most_skilled" and queue.spec.skill:
-            return (-float(agent.profile.skills.get(queue.spec.skill, 0)), load, agent.idle_since)
-        return (load, agent.idle_since)
 
     def _enter_target(
         self, task: _Task, index: int, now: float, *, first: bool
@@ -647,14 +688,14 @@ class Router:
             task.target_deadline = None  # last target: the task stays where it is
             return events
         self._unqueue(task)
-        task.target_index = index
+        task.set_target(task.targets, index)
         target = task.target
         if target.priority is not None:
             task.base_priority = target.priority + (
                 self.settings.workflow.vulnerable_priority_boost
                 if task.attributes.get("vulnerable") else 0
             )
-        task.priority = task.base_priority + self._aging_bonus(task, now)
+        task.set_priority(task.base_priority + self._aging_bonus(task, now))
         task.status = TaskStatus.PENDING
         task.version += 1
         task.target_deadline = now + target.timeout if target.timeout and index < last else None
@@ -670,27 +711,66 @@ class Router:
         return events
 
     def _is_waiting(self, task: _Task) -> bool:
-        waiting = self._waiting.get((task.queue, task.channel))
-        return bool(waiting) and task.key() in waiting  # type: ignore[operator]
+        return task.waiting_in is not None
+
+    def _waiting_list(self, queue_id: str, channel: Channel) -> SortedList:
+        waiting = self._waiting.get((queue_id, channel))
+        if waiting is None:
+            waiting = self._waiting[(queue_id, channel)] = SortedList()
+        return waiting
+
+    def _timeouts_for(self, queue_id: str, channel: Channel) -> tuple[float, float]:
+        """(reservation timeout, service-level threshold) for a queue and channel."""
+        found = self._timeouts.get((queue_id, channel))
+        if found is None:
+            found = self._timeouts[(queue_id, channel)] = (
+                self.settings.reservation_timeout(queue_id, channel),
+                self.settings.service_level(queue_id, channel).threshold_seconds,
+            )
+        return found
 
     def _enqueue(self, task: _Task) -> None:
-        self._waiting.setdefault((task.queue, task.channel), SortedList()).add(task.key())
+        waiting = self._waiting_list(task.queue, task.channel)
+        waiting.add(task.key)
+        task.waiting_in = waiting
 
     def _unqueue(self, task: _Task) -> None:
-        waiting = self._waiting.get((task.queue, task.channel))
+        waiting = task.waiting_in
         if waiting is not None:
-            waiting.discard(task.key())
+            waiting.discard(task.key)
+            task.waiting_in = None
 
     def _offer_task(self, task: _Task, now: float) -> list[RouterEvent]:
+        if task.status is not TaskStatus.PENDING:
+            return []
         members = self._members.get(task.queue, set())
         pool = members & self._free if len(members) > len(self._free) else self._free & members
+        if not pool:
+            return []
+        # Among eligible agents: the most skilled (strategy `most_skilled`), then the least
+        # loaded, then the longest since their last offer; the agent id breaks ties.
+        spec = self.settings.queues[task.queue].spec
+        skill = spec.skill if spec.strategy == "most_skilled" else None
+        channel, rejected, expression = task.channel, task.rejected_by, task.target.agents
         best: tuple[tuple[float, ...], str] | None = None
         for agent_id in pool:
             agent = self._agents[agent_id]
-            if self._eligible(task, agent):
-                order = (self._agent_order(task, agent), agent_id)
-                if best is None or order < best:
-                    best = order
+            # `_eligible`, less what holds for every agent in the pool: the task is
+            # pending and in one of their queues; they are available (`_free`).
+            if channel not in agent.open or agent_id in rejected:
+                continue
+            if expression is not None and not matches(
+                expression, {**agent.context, "task": task.attributes}
+            ):
+                continue
+            load = float(len(agent.held))
+            order: tuple[tuple[float, ...], str] = (
+                (-float(agent.profile.skills.get(skill, 0)), load, agent.idle_since)
+                if skill else (load, agent.idle_since),
+                agent_id,
+            )
+            if best is None or order < best:
+                best = order
         if best is None:
             return []
         return self._reserve(task, self._agents[best[1]], now)
@@ -705,32 +785,41 @@ class Router:
         return events
 
     def _best_task_for(self, agent: _Agent) -> _Task | None:
+        """The first task in queue order (lowest key) the agent is eligible for."""
+        if agent.presence is not Presence.AVAILABLE or not agent.open:
+            return None
+        agent_id, open_channels, tasks = agent.profile.id, agent.open, self._tasks
         best: _Task | None = None
-        for queue_id in agent.queues:
-            for channel in agent.profile.capacity:
-                waiting = self._waiting.get((queue_id, channel))
-                if not waiting or not self._can_take(agent, channel):
+        best_key: tuple[int, float, int, str] | None = None
+        for channel, waiting in agent.lists:
+            if not waiting or channel not in open_channels:
+                continue
+            if best_key is not None and waiting[0] > best_key:
+                continue
+            for key in waiting:
+                if best_key is not None and key > best_key:
+                    break
+                task = tasks[key[3]]
+                # `_eligible`, less what holds for every task in this list: it is in one
+                # of the agent's queues on a channel they can take.
+                if task.status is not TaskStatus.PENDING or agent_id in task.rejected_by:
                     continue
-                if best is not None and waiting[0] > best.key():
+                expression = task.target.agents
+                if expression is not None and not matches(
+                    expression, {**agent.context, "task": task.attributes}
+                ):
                     continue
-                for key in waiting:
-                    if best is not None and key > best.key():
-                        break
-                    task = self._tasks[key[3]]
-                    if self._eligible(task, agent):
-                        best = task
-                        break
+                best, best_key = task, key
+                break
         return best
 
     def _reserve(self, task: _Task, agent: _Agent, now: float) -> list[RouterEvent]:
         self._unqueue(task)
         task.status, task.agent_id = TaskStatus.RESERVED, agent.profile.id
-        task.reservation_deadline = now + self.settings.reservation_timeout(
-            task.queue, task.channel
-        )
+        task.reservation_deadline = now + self._timeouts_for(task.queue, task.channel)[0]
         task.version += 1
         self._push_deadline(task.reservation_deadline, "offer", task)
-        agent.held[task.id] = task.channel
+        self._hold(agent, task.id, task.channel)
         agent.idle_since = now
         self._refresh_free(agent)
         return [TaskOffered(task.id, agent.profile.id, now, task.queue, task.reservation_deadline)]
@@ -741,7 +830,7 @@ class Router:
             return
         agent = self._agents.get(task.agent_id)
         if agent is not None:
-            agent.held.pop(task.id, None)
+            self._unhold(agent, task.id)
             if not agent.held:
                 agent.idle_since = now
             self._refresh_free(agent)
@@ -799,7 +888,7 @@ class Router:
         heapq.heappush(self._deadlines, (at, next(self._seq), kind, task.id, task.version))
 
     def _aging_queues(self) -> bool:
-        return any(q.spec.priority_aging > 0 for q in self.settings.queues.values())
+        return self._any_aging
 
     def _aging_bonus(self, task: _Task, now: float) -> int:
         rate = self.settings.queues[task.queue].spec.priority_aging
@@ -814,6 +903,6 @@ class Router:
                 new = task.base_priority + self._aging_bonus(task, now)
                 if new != task.priority:
                     waiting.discard(key)
-                    task.priority = new
-                    waiting.add(task.key())
+                    task.set_priority(new)
+                    waiting.add(task.key)
         return []
