@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser
 
 from routing import ContactCenter, Database, InProcessBus, create_database, load_settings, metadata
 from routing.config import Settings
+from tests.support.browser import chromium
 from tests.support.postgres import fresh_database, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,3 +79,10 @@ async def center(database: Database, settings: Settings, clock: ManualClock) -> 
     await cc.start()
     yield cc
     await cc.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, for one test."""
+    async with chromium() as launched:
+        yield launched

@@ -12,20 +12,17 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from agent_console.api import CENTER_KEY
 from onestop.demo import seed_demo
 from routing import Channel, ContactCenter, IdentityHint, IdentityKind, InboundMessage
 from tests.agent_console.console_support import console_app
+from tests.support.browser import NEEDS_CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "agent_console"
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                                      reason="Debian's chromium is not installed")]
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = NEEDS_CHROMIUM
 BODY = 'ขอย้ายทะเบียนบ้าน <img src=x onerror="window.__xss=1">'
 
 
@@ -52,12 +49,6 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def sign_in(browser: Browser, base: str, username: str, password: str) -> Page:

@@ -26,7 +26,6 @@ from routing import (
 from tests.agent_console.test_console_browser import (  # noqa: F401 (fixtures)
     api_get,
     artifacts,
-    browser,
     server,
     sign_in,
 )

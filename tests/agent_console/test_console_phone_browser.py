@@ -25,16 +25,12 @@ from ivr.conference import ConferenceCall, ConferenceStore
 from onestop.app import build_app
 from onestop.demo import seed_demo
 from routing import Author, Channel, ContactCenter, IdentityHint, IdentityKind, InboundMessage
-from tests.agent_console.test_console_browser import (  # noqa: F401 (fixtures)
-    artifacts,
-    browser,
-)
+from tests.agent_console.test_console_browser import artifacts  # noqa: F401 (fixture)
 from tests.ivr.conftest import TwilioApi, twilio_api  # noqa: F401 (fixture)
 from tests.support.app import app_settings
+from tests.support.browser import NEEDS_CHROMIUM
 
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                                 reason="Debian's chromium is not installed")]
+pytestmark = NEEDS_CHROMIUM
 API_KEY, API_SECRET = "SK" + "b" * 32, "api-secret-for-tests-0123456789abcdef"
 ACCOUNT_SID = "AC" + "a" * 32
 CALLER = "+66812345678"
@@ -94,7 +90,7 @@ async def phone_server(tmp_path: Path, twilio_api: TwilioApi,  # noqa: F811
         await runner.cleanup()
 
 
-async def desk(browser: Browser, base: str, *, fake: bool) -> tuple[BrowserContext, Page]:  # noqa: F811
+async def desk(browser: Browser, base: str, *, fake: bool) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(base_url=base, viewport={"width": 1400, "height": 1100})
     if fake:
         await context.add_init_script(FAKE_DEVICE)

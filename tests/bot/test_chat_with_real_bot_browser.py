@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from agent_console.api import CENTER_KEY
 from onestop.app import build_app
@@ -21,8 +21,6 @@ from tests.support.app import app_settings, bearer, login
 
 pytestmark = [pytest.mark.rasa, pytest.mark.browser]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture
@@ -36,12 +34,6 @@ async def site(aiohttp_client: Callable[..., Any], tmp_path: Path,
     yield client
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        yield launched
-        await launched.close()
 
 
 async def test_a_thai_faq_then_a_person_then_a_reload_with_the_real_bot(

@@ -12,23 +12,19 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from agent_console.api import CENTER_KEY, authenticate
 from channels.kiosk import setup
 from onestop.app import build_app
 from routing import Case, ContactCenter, Identity, Message, Task, TimelineEvent
 from tests.support.app import app_settings
+from tests.support.browser import CHROMIUM, chromium
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 DEMO_CARD_ID = "1101700123456"  # the citizen on the simulated card (kiosk.js)
-CHROMIUM = Path("/usr/bin/chromium")
-HAVE_CHROMIUM = CHROMIUM.exists()
 
 
 @pytest.fixture(params=["sqlite"])
@@ -48,14 +44,11 @@ async def demo_client(
 
 @pytest.fixture
 async def page(demo_client: TestClient) -> AsyncIterator[Page]:
-    if not HAVE_CHROMIUM:
+    if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM),
-                                          args=CHROMIUM_ARGS)
+    async with chromium() as browser:
         context = await browser.new_context(viewport={"width": 1080, "height": 1600})
         yield await context.new_page()
-        await browser.close()
 
 
 async def buffered(page: Page) -> int:

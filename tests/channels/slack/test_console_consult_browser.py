@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from agent_console import console
 from agent_console.api import CENTER_KEY
@@ -36,14 +36,11 @@ from tests.channels.slack.conftest import (
     signed_headers,
 )
 from tests.support.app import app_settings
+from tests.support.browser import NEEDS_CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts" / "slack"
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                                      reason="Debian's chromium is not installed")]
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = NEEDS_CHROMIUM
 ANSWER = "ย้ายเข้าได้ โดยใช้หนังสือยินยอมของเจ้าบ้านแทนการมาด้วยตนเอง"
 
 
@@ -70,12 +67,6 @@ async def server(tmp_path: Path, fake_slack: tuple[FakeSlack, str]) -> AsyncIter
         await runner.cleanup()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        await chromium.close()
 
 
 async def sign_in(browser: Browser, base: str) -> Page:

@@ -4,35 +4,25 @@ agent, reloads mid-conversation, and sees the whole history once."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from routing import Author, Message
 from tests.channels.webchat.conftest import AnsweringBot, build_chat_app, center_of
 from tests.support.app import bearer, login
+from tests.support.browser import NEEDS_CHROMIUM
 
-pytestmark = [pytest.mark.browser]
+pytestmark = NEEDS_CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-pytestmark.append(pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),
-                                     reason="Debian's chromium is not installed"))
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        await browser.close()
 
 
 @pytest.fixture
