@@ -129,6 +129,15 @@ def _webhook(handler: Webhook) -> Callable[[web.Request], Awaitable[web.StreamRe
     return handle
 
 
+def _stateful(method: Callable[[Hotline, Mapping[str, str], CallState],
+                                Awaitable[TwiML | None]]) -> Webhook:
+    """Most webhooks are one `Hotline` method of the parameters and the call's state."""
+    async def handle(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML | None:
+        return await method(h, p, _state(r))
+
+    return handle
+
+
 def _state(request: web.Request) -> CallState:
     return CallState.from_query(request.query)
 
@@ -137,60 +146,24 @@ async def _voice(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
     return await h.incoming(p)
 
 
-async def _open_case(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.open_case_choice(p, _state(r))
-
 
 async def _gather(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
     return await h.menu_choice(r.match_info["menu_id"], p, _state(r))
 
 
-async def _case_status(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.case_status(p, _state(r))
 
 
-async def _faq(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.faq(p, _state(r))
 
 
-async def _wait(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.wait(p, _state(r))
 
 
-async def _wait_key(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.wait_key(p, _state(r))
-
-
-async def _queue_result(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.queue_result(p, _state(r))
-
-
-async def _connect(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.connect(p, _state(r))
-
-
-async def _after_agent(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.after_agent(p, _state(r))
-
-
-async def _requeue(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.requeue(p, _state(r))
 
 
 async def _agent_leg(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
     await h.agent_leg(p, r.query)
 
 
-async def _survey(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.survey(p, _state(r))
 
-
-async def _voicemail(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
-    return await h.voicemail(p, _state(r))
-
-
-async def _transcription(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
-    await h.transcription(p, _state(r))
 
 
 async def _status(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
@@ -203,20 +176,20 @@ async def _sms(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
 
 WEBHOOKS: dict[str, Webhook] = {
     "/voice": _voice,
-    "/open-case": _open_case,
+    "/open-case": _stateful(Hotline.open_case_choice),
     "/gather/{menu_id}": _gather,
-    "/case-status": _case_status,
-    "/faq": _faq,
-    "/wait": _wait,
-    "/wait/key": _wait_key,
-    "/queue-result": _queue_result,
-    "/connect": _connect,
-    "/after-agent": _after_agent,
-    "/requeue": _requeue,
+    "/case-status": _stateful(Hotline.case_status),
+    "/faq": _stateful(Hotline.faq),
+    "/wait": _stateful(Hotline.wait),
+    "/wait/key": _stateful(Hotline.wait_key),
+    "/queue-result": _stateful(Hotline.queue_result),
+    "/connect": _stateful(Hotline.connect),
+    "/after-agent": _stateful(Hotline.after_agent),
+    "/requeue": _stateful(Hotline.requeue),
     "/agent-leg": _agent_leg,
-    "/survey": _survey,
-    "/voicemail": _voicemail,
-    "/voicemail/transcription": _transcription,
+    "/survey": _stateful(Hotline.survey),
+    "/voicemail": _stateful(Hotline.voicemail),
+    "/voicemail/transcription": _stateful(Hotline.transcription),
     "/status": _status,
     "/sms": _sms,
 }

@@ -282,6 +282,8 @@ class ContactCenter:
 
     async def stop(self) -> None:
         """Stop the timers, wait for work in flight and (in a cluster) hand the lease on."""
+        if self._flush_later is not None:
+            self._flush_later.cancel()
         if self._timer:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -798,12 +800,6 @@ class ContactCenter:
                                         now)
             return
         await self._retrying(lambda s: _mark_sent(s, entry_id, message.id, provider_id, now))
-
-    async def _channel_of(self, message_id: str) -> Channel | None:
-        async with self.db.sessions() as s:
-            channel = await s.scalar(select(OutboxEntry.channel).where(
-                OutboxEntry.message_id == message_id, OutboxEntry.status != "sent"))
-        return Channel(channel) if channel else None
 
     async def _delivery_failed(self, entry_id: str, attempts_before: int, message: Message,
                                error: str, permanent: bool, now: datetime) -> None:
@@ -1563,18 +1559,19 @@ class ContactCenter:
         async with self._lock:
             if not self.leading:
                 return
+            unfinished = [str(x) for x in TaskStatus if not x.is_final]
             async with self.db.sessions() as s:
+                ids = (await s.scalars(select(Task.id).where(Task.status.in_(unfinished)))).all()
+                missing = [i for i in ids if not self._router.has_task(i)]
                 tasks = (await s.scalars(select(Task).where(
-                    Task.status.in_([str(x) for x in TaskStatus if not x.is_final]))
-                    .order_by(Task.enqueued_at))).all()
+                    Task.id.in_(missing), Task.status.in_(unfinished))
+                    .order_by(Task.enqueued_at))).all() if missing else []
             ts = self.clock.now().timestamp()
             events: list[RouterEvent] = []
             for task in tasks:
-                if not self._router.has_task(task.id):
-                    log.info("sweep: routing a stored task", extra={"task": task.id})
-                    events += self._router.submit(task.id, Channel(task.channel),
-                                                  task.attributes, ts,
-                                                  enqueued_at=task.enqueued_at.timestamp())
+                log.info("sweep: routing a stored task", extra={"task": task.id})
+                events += self._router.submit(task.id, Channel(task.channel), task.attributes,
+                                              ts, enqueued_at=task.enqueued_at.timestamp())
             await self._apply(events)
         for conversation_id in await self._unanswered():
             log.info("sweep: handing an unanswered conversation to people",

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 _EXTRA_EVENTS: dict[str, type] = {}
 _HINTS: dict[type, dict[str, Any]] = {}
+_KNOWN: dict[str, type] = {}  # filled on first use (every core event is defined by then)
 
 
 def register_event(*classes: type) -> None:
@@ -76,9 +77,12 @@ def register_event(*classes: type) -> None:
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls.__name__} is not a dataclass")
         _EXTRA_EVENTS[cls.__name__] = cls
+    _KNOWN.clear()
 
 
 def _known_events() -> dict[str, type]:
+    if _KNOWN:
+        return _KNOWN
     known: dict[str, type] = {}
     stack: list[type] = [DomainEvent, RouterEvent]
     while stack:
@@ -88,7 +92,8 @@ def _known_events() -> dict[str, type]:
         if getattr(sys.modules.get(cls.__module__), cls.__qualname__, None) is cls:
             known[cls.__name__] = cls
         stack.extend(cls.__subclasses__())
-    return {**known, **_EXTRA_EVENTS}
+    _KNOWN.update(known, **_EXTRA_EVENTS)
+    return _KNOWN
 
 
 def encode_event(event: Any) -> dict[str, Any] | None:
@@ -223,14 +228,14 @@ class RouterReplica:
         return task_id in self._state["tasks"]
 
     def queue_position(self, task_id: str) -> int | None:
-        position: int | None = self.task_row(task_id)[7]
+        position: int | None = self._row(task_id)[7]
         return position
 
     def estimated_wait(self, task_id: str) -> float | None:
-        wait: float | None = self.task_row(task_id)[8]
+        wait: float | None = self._row(task_id)[8]
         return wait
 
-    def task_row(self, task_id: str) -> list[Any]:
+    def _row(self, task_id: str) -> list[Any]:
         row: list[Any] | None = self._state["tasks"].get(task_id)
         if row is None:
             raise NotFound("task", task_id)
@@ -273,7 +278,7 @@ class RedisBus(InProcessBus):
 
     def __init__(self, client: aioredis.Redis, channel: str, node_id: str) -> None:
         super().__init__()
-        self._redis, self._channel, self.node_id = client, channel, node_id
+        self._redis, self.channel, self.node_id = client, channel, node_id
         self.lost = 0  # events that could not be sent to the other nodes
 
     async def publish(self, event: Any) -> None:
@@ -282,7 +287,7 @@ class RedisBus(InProcessBus):
         if encoded is None:
             return
         try:
-            await self._redis.publish(self._channel, json.dumps({"n": self.node_id,
+            await self._redis.publish(self.channel, json.dumps({"n": self.node_id,
                                                                  "e": encoded}))
         except (RedisError, OSError) as exc:
             # The store has it; other nodes' screens catch up when they next read.
@@ -490,7 +495,7 @@ class RedisCluster:
             async with self.redis.pipeline(transaction=False) as pipe:
                 if state is not None:
                     pipe.set(self._state_key, payload)
-                pipe.publish(self.bus._channel, payload)
+                pipe.publish(self.bus.channel, payload)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self.bus.lost += 1
@@ -501,7 +506,7 @@ class RedisCluster:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self.bus._channel, self._reply_channel(self.node_id))
+                await pubsub.subscribe(self.bus.channel, self._reply_channel(self.node_id))
                 self._subscribed.set()
                 stored = await self.redis.get(self._state_key)
                 if stored:

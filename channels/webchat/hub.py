@@ -142,6 +142,8 @@ class WebChat:
         """Stop listening, close every socket (they reconnect to another node) and wait."""
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        if self._refresh_pending is not None:
+            self._refresh_pending.cancel()
         for conn in list(self._all):
             await conn.ws.close(code=1001, message=b"server going away")
         if self._background:

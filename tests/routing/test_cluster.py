@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import secrets
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -170,7 +171,6 @@ def test_every_event_type_survives_the_wire() -> None:
     for cls, event in samples.items():
         encoded = encode_event(event)
         assert encoded is not None, cls
-        import json
         assert decode_event(json.loads(json.dumps(encoded))) == event, cls
 
 
