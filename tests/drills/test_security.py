@@ -102,6 +102,7 @@ PUBLIC_PATHS = {"/", "/about", "/healthz", "/readyz", "/api/openapi.json", "/wid
                 "/widget.css", "/demo-site", "/chat/ws", "/kiosk/", "/kiosk/v1/schema.json",
                 "/kiosk/v1/catalogue", "/console", "/console/login", "/console/prefs",
                 "/api/v1/auth/login", "/help", "/help/{slug}",
+                "/console/vendor/twilio.min.js",  # Twilio's public SDK, as published
                 "/metrics"}  # operational figures only; restrict at the proxy (security.md)
 PAGES: dict[str, Expect] = {
     "/console/": {**STAFF},  # agents and supervisors (admins hold every role)
@@ -110,7 +111,12 @@ PAGES: dict[str, Expect] = {
     "/console/ws": STAFF, "/console/logout": STAFF, "/console/logout-everywhere": STAFF,
 }
 OTHER: dict[str, Expect] = {"/kiosk/v1/events": SIGNED, "/kiosk/v1/devices": SUPERVISOR,
-                            "/ivr/token": STAFF}
+                            "/ivr/token": STAFF,
+                            # The console's call controls (warm transfer): officers, not Twilio.
+                            "/ivr/calls/{task_id}": STAFF,
+                            "/ivr/calls/{task_id}/transfer": STAFF,
+                            "/ivr/calls/{task_id}/transfer/complete": STAFF,
+                            "/ivr/calls/{task_id}/transfer/cancel": STAFF}
 
 
 def expected_access(method: str, path: str) -> Expect | None:
