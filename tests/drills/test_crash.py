@@ -247,8 +247,5 @@ async def test_repeated_sigkills_under_heavier_load_lose_nothing(tmp_path: Path)
                            calls=2)
 
 
-@pytest.mark.skip(reason="the app has no Redis mode yet (issue #11: Redis bus and cluster "
-                  "mode); /usr/bin/redis-server is installed for when it does: kill Redis "
-                  "under load and check the same exactly-once guarantees")
-async def test_redis_killed_under_load_loses_nothing() -> None:
-    raise AssertionError("not reachable")
+# Redis lost in cluster mode is drilled in tests/routing/test_cluster.py
+# (test_without_redis_nothing_is_lost_and_routing_resumes: Redis killed and restarted).
