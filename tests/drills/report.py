@@ -1,6 +1,11 @@
 """The drill runner: every drill, long variants included, then the drill report.
 
-    .venv/bin/python -m tests.drills [pytest options]
+    .venv/bin/python -m tests.drills [pytest options]     (`make drill`)
+
+Pytest options narrow or shape the run, e.g. `-k "security or fuzz"`, `-x`. The report: inputs tried and acknowledged, crashes,
+faults injected, requests fuzzed, messages lost (must be 0), unauthorised accesses that
+succeeded (must be 0), every other figure the drills counted, and what the citizen and
+the agent saw in each drill.
 
 Exit status 0 only when every drill passed, no acknowledged message was lost and no
 unauthorised access succeeded.
@@ -38,6 +43,9 @@ HEADLINE = [(INPUTS, "inputs tried"), (ACKED, "inputs acknowledged"), (KILLS, "c
 
 
 def run(argv: list[str]) -> int:
+    if any(arg in ("-h", "--help") for arg in argv):
+        print(__doc__.strip())
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "drills.json"
         env = {**os.environ, "ONESTOP_DRILL_LONG": "1", "ONESTOP_DRILL_REPORT": str(target)}
@@ -47,9 +55,14 @@ def run(argv: list[str]) -> int:
         elapsed = time.monotonic() - started
         data: dict[str, Any] = json.loads(target.read_text()) if target.exists() else {}
     print(render(data, elapsed, status))
+    return 0 if passed(data, status) else 1
+
+
+def passed(data: dict[str, Any], status: int) -> bool:
+    """Every drill passed (and some ran), nothing lost, no unauthorised access."""
     counts = data.get("counts", {})
-    ok = status == 0 and not counts.get(LOST) and not counts.get(AUTHZ_BREACH) and bool(data)
-    return 0 if ok else 1
+    return (status == 0 and bool(data.get("outcomes")) and not counts.get(LOST)
+            and not counts.get(AUTHZ_BREACH))
 
 
 def render(data: dict[str, Any], elapsed: float, status: int) -> str:
@@ -71,8 +84,7 @@ def render(data: dict[str, Any], elapsed: float, status: int) -> str:
               + f" in {elapsed:.0f} s (pytest exit {status})"]
     lines += [f"  {o.upper():<8} {n}" for n, o in sorted(outcomes.items())
               if o not in ("passed", "skipped")]
-    verdict = "PASS" if status == 0 and not counts.get(LOST) and not counts.get(
-        AUTHZ_BREACH) else "FAIL"
+    verdict = "PASS" if passed(data, status) else "FAIL"
     lines += [f"Verdict: {verdict}", "=" * 78]
     return "\n".join(lines)
 

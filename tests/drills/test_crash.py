@@ -198,8 +198,8 @@ async def _run_crash_drill(tmp_path: Path, *, cycles: int, load_seconds: float,
                 assert reserved <= offered, f"not offered again: {reserved - offered}"
 
                 # 3. The open chat resumes: exactly the messages it missed, once each.
-                if chat is not None:
-                    await _check_resume(http, app, chat)
+                assert chat is not None, "no chat had a message acknowledged before the kill"
+                await _check_resume(http, app, chat)
             FIGURES.note("crash", f"{cycles} SIGKILL(s) under load; {acked.tried} inputs "
                          f"tried, {acked.total()} acknowledged (chat {len(acked.chat)}, email "
                          f"{len(acked.email)}, kiosk {len(acked.kiosk)}, IVR {len(acked.ivr)}); "
@@ -248,4 +248,5 @@ async def test_repeated_sigkills_under_heavier_load_lose_nothing(tmp_path: Path)
 
 
 # Redis lost in cluster mode is drilled in tests/routing/test_cluster.py
-# (test_without_redis_nothing_is_lost_and_routing_resumes: Redis killed and restarted).
+# (test_without_redis_nothing_is_lost_and_routing_resumes: Redis killed and restarted); a
+# node of a two-process cluster killed under load in tests/drills/test_cluster_nodes.py.
