@@ -193,6 +193,9 @@ def main() -> int:
 
         asyncio.run(serve())
     finally:
+        # A second Ctrl-C (or the terminal's, sent to the whole group) must not cut the
+        # orderly stop short: the nodes hand the lease on, PostgreSQL shuts down cleanly.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for proc in reversed(processes):
             proc.terminate()
         for proc in reversed(processes):
