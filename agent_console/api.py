@@ -23,6 +23,7 @@ from routing import (
     Actor,
     AgentRecord,
     AuditEntry,
+    Author,
     Case,
     CaseStatus,
     Conflict,
@@ -370,6 +371,10 @@ async def list_tasks(call: Call) -> dict[str, Any]:
     limit, offset = _paging(call)
     rows, total = await center.list_rows(Task, *conditions, order_by=Task.created_at.desc(),
                                          limit=limit, offset=offset)
+    if rows:  # attributes carry citizen data (a kiosk callback's phone number)
+        await center.audit(_actor(call), "list", "task", None, None, data={
+            "count": len(rows), "ids": [t.id for t in rows],
+            "citizens": sorted({t.citizen_id for t in rows if t.citizen_id})})
     return {"items": [task_view(center, t) for t in rows], "total": total}
 
 
@@ -379,6 +384,7 @@ async def get_task(call: Call) -> dict[str, Any]:
     center = _center(call)
     task = await center.task(call.params["task_id"])
     _own_task(call, task)
+    await center.audit(_actor(call), "view", "task", task.id, task.citizen_id)
     return task_view(center, task)
 
 
@@ -411,9 +417,64 @@ async def complete_task(call: Call) -> dict[str, Any]:
            "agent, with a note", tag="tasks", body=TransferIn, response=TaskOut)
 async def transfer_task(call: Call) -> dict[str, Any]:
     center, staff = _center(call), _staff(call)
-    await center.transfer_task(call.params["task_id"], staff.agent_id, call.body.queue_id,
-                               call.body.agent_id, call.body.note)
-    return task_view(center, await center.task(call.params["task_id"]))
+    task_id = call.params["task_id"]
+    check_transfer_target(center, call.body.queue_id, call.body.agent_id,
+                          exclude=staff.agent_id)
+    view = center.router.task(task_id)
+    if view.agent_id != staff.agent_id or view.status is not TaskStatus.ASSIGNED:
+        raise Conflict(f"task {task_id} is not assigned to you")
+    if call.body.note:  # signed with the sender's name, for whoever takes the task next
+        task = await center.task(task_id)
+        await center.send_message(task.conversation_id, call.body.note, author=Author.AGENT,
+                                  author_id=staff.agent_id, author_name=staff.display_name,
+                                  internal=True)
+    await center.transfer_task(task_id, staff.agent_id, call.body.queue_id,
+                               call.body.agent_id)
+    return task_view(center, await center.task(task_id))
+
+
+def check_transfer_target(center: ContactCenter, queue_id: str, agent_id: str | None,
+                          exclude: str | None = None) -> None:
+    """A transfer goes to a known queue, and to a named agent only if they are signed in
+    and serve that queue (else the task would wait for someone who cannot take it)."""
+    if queue_id not in center.settings.queues:
+        raise ValueError(f"queue_id: unknown queue {queue_id!r}")
+    if agent_id is None:
+        return
+    if agent_id == exclude:
+        raise ValueError("agent_id: choose someone else (the task is already yours)")
+    if not center.router.has_agent(agent_id):
+        raise ValueError(f"agent_id: unknown agent {agent_id!r}")
+    view = center.router.agent(agent_id)
+    if view.presence is Presence.OFFLINE:
+        raise ValueError("agent_id: that agent is not signed in (offline)")
+    if queue_id not in view.queues:
+        raise ValueError(f"agent_id: that agent does not serve queue {queue_id!r}; "
+                         f"their queues: {', '.join(sorted(view.queues)) or 'none'}")
+
+
+class ColleagueOut(Out):
+    id: str
+    display_name: str
+    presence: str
+    activity: str
+    queues: list[str]
+
+
+@api.route("GET", "/colleagues", summary="Staff signed in now (not offline), with the queues "
+           "they serve: whom a task can be transferred to", tag="agents",
+           response=list[ColleagueOut])
+async def list_colleagues(call: Call) -> list[dict[str, Any]]:
+    center = _center(call)
+    views = {v.id: v for v in center.router.agents() if v.presence is not Presence.OFFLINE}
+    if not views:
+        return []
+    rows, _ = await center.list_rows(AgentRecord, AgentRecord.id.in_(list(views)),
+                                     AgentRecord.active.is_(True),
+                                     order_by=AgentRecord.display_name, limit=1000)
+    return [{"id": a.id, "display_name": a.display_name, "presence": str(views[a.id].presence),
+             "activity": views[a.id].activity, "queues": sorted(views[a.id].queues)}
+            for a in rows]
 
 
 # ---------------------------------------------------------------------------------------

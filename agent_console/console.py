@@ -12,6 +12,9 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import shutil
+import string
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,24 +24,38 @@ from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
+import yaml
 from aiohttp import web
 
 from agent_console import api_console
 from agent_console.api import AUTH_KEY, CENTER_KEY, SESSION_COOKIE, api, authenticate
-from agent_console.data import canned_responses, wrap_codes
+from agent_console.data import (
+    VARIABLES,
+    Canned,
+    DataFileError,
+    canned_responses,
+    save_canned,
+    use_canned_file,
+    wrap_codes,
+    write_text_atomically,
+)
+from agent_console.formatting import formatter
 from agent_console.i18n import LANG_COOKIE, TEXT_COOKIE, catalogue, language_of, translate
 from agent_console.live import LiveHub
-from agent_console.reports import DIMENSIONS, bars, period, report, to_csv, totals
+from agent_console.reports import DIMENSIONS, FIGURES, charts, period, report, to_csv, totals
 from agent_console.rest import REQUEST_ID, Api, throttle_of
 from routing import (
     Actor,
     AgentRecord,
     Channel,
     Citizen,
+    ConfigError,
     ContactCenter,
     LoginFailed,
+    Presence,
     StaffIdentity,
     hash_password,
+    load_settings,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -53,6 +70,9 @@ DESK_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-
 log = logging.getLogger(__name__)
 TEMPLATES_KEY = web.AppKey("console_templates", jinja2.Environment)
 HUB_KEY = web.AppKey("console_live", LiveHub)
+#: Where the routing configuration lives (business hours are edited in its queues.yaml).
+CONFIG_DIR_KEY = web.AppKey("console_config_dir", Path)
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 LOGIN_CSRF_COOKIE = "onestop_login_csrf"
 ROLE_HOME = (("admin", "/admin/"), ("supervisor", "/supervisor/"), ("agent", "/console/"))
 PageHandler = Callable[[web.Request, StaffIdentity], Awaitable[web.StreamResponse]]
@@ -60,12 +80,19 @@ PageHandler = Callable[[web.Request, StaffIdentity], Awaitable[web.StreamRespons
 assert api_console  # its routes are registered on `api` when it is imported
 
 
-def setup(app: web.Application, center: ContactCenter, **settings: Any) -> None:
+def setup(app: web.Application, center: ContactCenter, *, data_dir: Path | None = None,
+          config_dir: Path | None = None, **settings: Any) -> None:
     """Add the console's pages, static files, API routes and live updates to `app`.
 
+    `data_dir` holds the administrators' edits of canned responses; `config_dir` is the
+    routing configuration whose business hours the admin screen edits (each is optional:
+    without it, that part of the admin screen is read-only).
     Calling it again on the same app does nothing (tests may wire it themselves)."""
     if HUB_KEY in app:
         return
+    if config_dir is not None:
+        app[CONFIG_DIR_KEY] = Path(config_dir)
+    use_canned_file(Path(data_dir) / "console" / "canned.yaml" if data_dir else None)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                          autoescape=True, app_key=TEMPLATES_KEY)
     _add_missing_api_routes(app)
@@ -95,6 +122,12 @@ def setup(app: web.Application, center: ContactCenter, **settings: Any) -> None:
     r.add_get("/supervisor/reports", _page(reports_page, "supervisor"))
     r.add_get("/admin/", _page(admin_page, "admin"))
     r.add_post("/admin/agents", _page(create_agent, "admin"))
+    r.add_get("/admin/agents/{agent_id}", _page(edit_agent_page, "admin"))
+    r.add_post("/admin/agents/{agent_id}", _page(update_agent, "admin"))
+    r.add_get("/admin/canned/{canned_id}", _page(edit_canned_page, "admin"))
+    r.add_post("/admin/canned/{canned_id}", _page(update_canned, "admin"))
+    r.add_get("/admin/hours/{hours_id}", _page(edit_hours_page, "admin"))
+    r.add_post("/admin/hours/{hours_id}", _page(update_hours, "admin"))
     r.add_static("/console/static", HERE / "static")
     r.add_get("/console/vendor/twilio.min.js", voice_sdk)
 
@@ -116,7 +149,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username, password = str(form.get("username", ""))[:80], str(form.get("password", ""))
     lang = language_of(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
-    if not expected or not secrets.compare_digest(expected, str(form.get("csrf_token", ""))):
+    if not expected or not secrets.compare_digest(  # bytes: hostile non-ASCII is no 500
+            expected.encode("utf-8", "replace"),
+            str(form.get("csrf_token", "")).encode("utf-8", "replace")):
         return _login_form(request, translate(lang, "login.expired"), username, status=403)
     throttle, address = throttle_of(request), request.remote or "?"
     wait = throttle.retry_after(address)
@@ -130,7 +165,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     except LoginFailed as exc:
         throttle.failed(address)
         if exc.locked_until:
-            until = exc.locked_until.astimezone(_bangkok()).strftime("%H:%M")
+            until = formatter(lang).time(exc.locked_until)
             return _login_form(request, translate(lang, "login.locked", until=until),
                                username, status=423)
         return _login_form(request, translate(lang, "login.failed"), username, status=401)
@@ -253,11 +288,11 @@ async def reports_page(request: web.Request, staff: StaffIdentity) -> web.Stream
             headers={"Content-Disposition":
                      f'attachment; filename="onestop-{by}-{start}-{end}.csv"'})
     query = f"from={start}&to={end}&by={by}"
-    return _render("reports.html", request, staff, rows=rows, totals=totals(rows), by=by,
+    return _render("reports.html", request, staff, rows=rows,
+                   totals=await totals(center, *period(start, end)), by=by,
                    start=start, end=end, dimensions=DIMENSIONS, errors=errors,
-                   csv_href=f"/supervisor/reports?{query}&format=csv",
-                   volume_chart=bars(rows, "volume"),
-                   sl_chart=bars(rows, "service_level"), page="reports")
+                   figures=FIGURES, charts=charts(rows),
+                   csv_href=f"/supervisor/reports?{query}&format=csv", page="reports")
 
 
 async def admin_page(request: web.Request, staff: StaffIdentity,
@@ -265,9 +300,13 @@ async def admin_page(request: web.Request, staff: StaffIdentity,
                      created: str | None = None, status: int = 200) -> web.StreamResponse:
     center = request.app[CENTER_KEY]
     agents, _ = await center.list_rows(AgentRecord, order_by=AgentRecord.username, limit=1000)
+    saved = request.query.get("saved")
     return _render("admin.html", request, staff, agents=agents,
                    queues=center.settings.queues, canned=canned_responses(),
                    wrap=wrap_codes(), errors=errors or {}, values=values or {},
+                   hours={k: v.spec for k, v in center.hours.items() if k != "always"},
+                   days=DAYS, hours_editable=CONFIG_DIR_KEY in request.app,
+                   saved=saved if saved in ("agent", "canned", "hours") else None,
                    created=created, page="admin", status=status)
 
 
@@ -290,15 +329,16 @@ async def create_agent(request: web.Request, staff: StaffIdentity) -> web.Stream
     return await admin_page(request, staff, created=values["display_name"], status=201)
 
 
-def validate_agent_form(values: dict[str, str], roles: list[str], password: str
+def validate_agent_form(values: dict[str, str], roles: list[str], password: str,
+                        *, password_optional: bool = False,
                         ) -> tuple[dict[str, str], dict[str, Any]]:
-    """Check the create-agent form; errors map a field to a catalogue key."""
+    """Check the create- or edit-agent form; errors map a field to a catalogue key."""
     errors: dict[str, str] = {}
     if not re.fullmatch(r"[a-z0-9._-]{3,40}", values["username"]):
         errors["username"] = "err.username"
     if not values["display_name"] or len(values["display_name"]) > 200:
         errors["display_name"] = "err.display_name"
-    if len(password) < 12 or len(password) > 200:
+    if (password or not password_optional) and not 12 <= len(password) <= 200:
         errors["password"] = "err.password"  # noqa: S105 (a message key)
     if not roles or not set(roles) <= {"agent", "supervisor", "admin"}:
         errors["roles"] = "err.roles"
@@ -310,7 +350,8 @@ def validate_agent_form(values: dict[str, str], roles: list[str], password: str
         pairs: dict[str, int] = {}
         for item in filter(None, (x.strip() for x in values[name].split(","))):
             key, _, number = item.partition("=")
-            if not re.fullmatch(r"[a-z_]{1,40}", key.strip()) or not number.strip().isdigit():
+            if not re.fullmatch(r"[a-z_]{1,40}", key.strip()) or not re.fullmatch(
+                    r"[0-9]{1,4}", number.strip()):
                 errors[name] = "err.pairs"
                 break
             if name == "capacity" and key.strip() not in {str(c) for c in Channel}:
@@ -319,6 +360,291 @@ def validate_agent_form(values: dict[str, str], roles: list[str], password: str
             pairs[key.strip()] = int(number)
         parsed[name] = pairs
     return errors, parsed
+
+
+# ---------------------------------------------------------------------------------------
+# Administration: edit or disable agents, edit canned responses and business hours.
+# Every change is validated (errors name the field and what is wrong), saved, and written
+# to the audit log with what changed.
+
+
+async def edit_agent_page(request: web.Request, staff: StaffIdentity,
+                          errors: dict[str, str] | None = None,
+                          values: dict[str, str] | None = None,
+                          status: int = 200) -> web.StreamResponse:
+    center = request.app[CENTER_KEY]
+    agent = await center.agent_record(request.match_info["agent_id"])
+    if values is None:
+        values = {"username": agent.username, "display_name": agent.display_name,
+                  "roles": ",".join(agent.roles), "languages": ", ".join(agent.languages),
+                  "skills": _pairs(agent.skills), "capacity": _pairs(agent.capacity),
+                  "active": "on" if agent.active else ""}
+    return _render("admin_agent.html", request, staff, agent=agent, values=values,
+                   errors=errors or {}, page="admin", status=status)
+
+
+async def update_agent(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    center = request.app[CENTER_KEY]
+    agent = await center.agent_record(request.match_info["agent_id"])
+    form = await request.post()
+    values = {k: str(form.get(k, "")).strip() for k in
+              ("display_name", "languages", "skills", "capacity")}
+    values["username"] = agent.username
+    roles = [str(r) for r in form.getall("roles", [])]
+    password = str(form.get("password", ""))
+    active = form.get("active") == "on"
+    errors, parsed = validate_agent_form(values, roles, password, password_optional=True)
+    if not active and agent.id == staff.agent_id:
+        errors["active"] = "err.disable_self"
+    if agent.id == staff.agent_id and "admin" not in roles:
+        errors["roles"] = "err.drop_own_admin"
+    if errors:
+        values.update(roles=",".join(roles), active="on" if active else "")
+        return await edit_agent_page(request, staff, errors=errors, values=values, status=422)
+    before = {"display_name": agent.display_name, "roles": agent.roles,
+              "languages": agent.languages, "skills": agent.skills,
+              "capacity": agent.capacity, "active": agent.active}
+    await center.upsert_agent(
+        username=agent.username, display_name=values["display_name"],
+        password_hash=hash_password(password) if password else agent.password_hash,
+        department=agent.department, **parsed)
+    if active != agent.active:
+        async with center.db.sessions() as s, s.begin():
+            row = await s.get(AgentRecord, agent.id)
+            assert row is not None
+            row.active = active
+        if not active:  # disabled: signed out everywhere and offered nothing more
+            if center.router.has_agent(agent.id):
+                await center.set_presence(agent.id, Presence.OFFLINE)
+            await request.app[AUTH_KEY].logout_everywhere(agent.id)
+            await request.app[HUB_KEY].disconnect(agent_id=agent.id)
+    after = {"display_name": values["display_name"], **parsed, "active": active}
+    changed = {k: {"from": before[k], "to": after[k]} for k in before if before[k] != after[k]}
+    if password:
+        changed["password"] = {"from": "…", "to": "…"}  # never the password itself
+    await center.audit(_actor(request, staff), "admin.update", "agent", agent.id, None,
+                       data={"username": agent.username, "changed": changed})
+    return _redirect("/admin/?saved=agent#agents-title")
+
+
+def _pairs(mapping: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in mapping.items())
+
+
+CANNED_FIELDS = ("title_th", "title_en", "body_th", "body_en")
+
+
+async def edit_canned_page(request: web.Request, staff: StaffIdentity,
+                           errors: dict[str, str] | None = None,
+                           values: dict[str, str] | None = None,
+                           status: int = 200) -> web.StreamResponse:
+    canned_id = request.match_info["canned_id"]
+    existing = {c.id: c for c in canned_responses()}
+    if canned_id != "new" and canned_id not in existing:
+        raise web.HTTPNotFound(text=f"no canned response {canned_id!r}")
+    if values is None:
+        values = {"id": "" if canned_id == "new" else canned_id}
+        if canned_id in existing:
+            c = existing[canned_id]
+            values.update(title_th=c.title.th, title_en=c.title.en, body_th=c.body.th,
+                          body_en=c.body.en)
+    return _render("admin_canned.html", request, staff, canned_id=canned_id, values=values,
+                   errors=errors or {}, variables=sorted(_canned_variables()), page="admin",
+                   status=status)
+
+
+def _canned_variables() -> frozenset[str]:
+    return VARIABLES
+
+
+def _known_variables(text: str) -> bool:
+    """Whether every {name} in `text` is a variable the desk fills in (and braces pair)."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError:
+        return False
+    return names <= VARIABLES
+
+
+async def update_canned(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    canned_id = request.match_info["canned_id"]
+    current = list(canned_responses())
+    existing = {c.id: c for c in current}
+    if canned_id != "new" and canned_id not in existing:
+        raise web.HTTPNotFound(text=f"no canned response {canned_id!r}")
+    form = await request.post()
+    values = {k: str(form.get(k, "")).strip() for k in ("id", *CANNED_FIELDS)}
+    remove = form.get("remove") == "on"
+    new_id = values["id"] if canned_id == "new" else canned_id
+    errors: dict[str, str] = {}
+    if canned_id == "new":
+        if not re.fullmatch(r"[a-z0-9_]{1,40}", new_id):
+            errors["id"] = "err.canned_id"
+        elif new_id in existing:
+            errors["id"] = "err.canned_taken"
+    if remove and canned_id != "new":
+        kept = [c for c in current if c.id != canned_id]
+        if not kept:
+            errors["remove"] = "err.canned_last"
+        changed: Any = {"removed": existing[canned_id].model_dump()}
+    else:
+        for name in CANNED_FIELDS:
+            if not values[name]:
+                errors[name] = "err.required"
+            elif len(values[name]) > (200 if name.startswith("title") else 4000):
+                errors[name] = "err.too_long"
+            elif name.startswith("body") and not _known_variables(values[name]):
+                errors[name] = "err.variables"
+        item: Canned | None = None
+        if not errors:
+            try:
+                item = Canned.model_validate({
+                    "id": new_id, "title": {"th": values["title_th"], "en": values["title_en"]},
+                    "body": {"th": values["body_th"], "en": values["body_en"]}})
+            except ValueError as exc:  # pydantic's ValidationError: unknown variables
+                errors["body_th"] = "err.variables"
+                errors["body_en"] = "err.variables"
+                log.info("canned response refused", extra={"error": str(exc)[:300]})
+        if item is not None:
+            kept = [item if c.id == canned_id else c for c in current]
+            if canned_id == "new":
+                kept.append(item)
+            changed = {"from": existing[canned_id].model_dump() if canned_id in existing
+                       else None, "to": item.model_dump()}
+    if errors:
+        return await edit_canned_page(request, staff, errors=errors, values=values, status=422)
+    try:
+        path = save_canned(kept)
+    except DataFileError as exc:
+        return _render("admin_canned.html", request, staff, canned_id=canned_id, values=values,
+                       errors={"file": str(exc)}, variables=sorted(_canned_variables()),
+                       page="admin", status=409)
+    await request.app[CENTER_KEY].audit(
+        _actor(request, staff), "admin.remove" if remove else "admin.update",
+        "canned_response", new_id, None, data={"file": str(path), "changed": changed})
+    return _redirect("/admin/?saved=canned#canned-title")
+
+
+async def edit_hours_page(request: web.Request, staff: StaffIdentity,
+                          errors: dict[str, str] | None = None,
+                          values: dict[str, str] | None = None,
+                          status: int = 200) -> web.StreamResponse:
+    center = request.app[CENTER_KEY]
+    name = request.match_info["hours_id"]
+    if name == "always" or name not in center.hours:
+        raise web.HTTPNotFound(text=f"no business hours {name!r}")
+    if values is None:
+        spec = center.hours[name].spec
+        values = {"timezone": spec.timezone, "holidays": spec.holidays or "",
+                  "extra_closed_dates": ", ".join(spec.extra_closed_dates),
+                  **{d: ", ".join(spec.weekly.get(d, [])) for d in DAYS}}  # type: ignore[call-overload]
+    return _render("admin_hours.html", request, staff, name=name, values=values, days=DAYS,
+                   errors=errors or {}, editable=CONFIG_DIR_KEY in request.app,
+                   page="admin", status=status)
+
+
+async def update_hours(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    center = request.app[CENTER_KEY]
+    name = request.match_info["hours_id"]
+    if name == "always" or name not in center.hours:
+        raise web.HTTPNotFound(text=f"no business hours {name!r}")
+    if CONFIG_DIR_KEY not in request.app:
+        raise web.HTTPConflict(text="business hours are read-only here (no config directory)")
+    form = await request.post()
+    values = {k: str(form.get(k, "")).strip() for k in
+              ("timezone", "holidays", "extra_closed_dates", *DAYS)}
+    errors, spec = validate_hours_form(values)
+    config_dir = request.app[CONFIG_DIR_KEY]
+    if not errors:
+        try:
+            text = _with_hours(config_dir / "queues.yaml", name, spec)
+            compiled = _check_config(config_dir, "queues.yaml", text)
+        except ConfigError as exc:
+            errors["file"] = str(exc)
+    if errors:
+        return await edit_hours_page(request, staff, errors=errors, values=values, status=422)
+    before = center.hours[name].spec.model_dump()
+    write_text_atomically(config_dir / "queues.yaml", text)
+    # This node uses the new hours at once; other nodes when they next start.
+    center.hours[name] = type(center.hours[name])(compiled.hours[name])
+    await center.audit(_actor(request, staff), "admin.update", "business_hours", name, None,
+                       data={"file": str(config_dir / "queues.yaml"),
+                             "from": before, "to": compiled.hours[name].model_dump()})
+    return _redirect("/admin/?saved=hours#hours-title")
+
+
+def validate_hours_form(values: dict[str, str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Check the business-hours form field by field; errors are catalogue keys or text."""
+    errors: dict[str, str] = {}
+    weekly: dict[str, list[str]] = {}
+    for day in DAYS:
+        ranges = [x.strip() for x in values[day].split(",") if x.strip()]
+        for item in ranges:
+            match = re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]|24):[0-5][0-9]",
+                                 item)
+            if not match:
+                errors[day] = "err.range"
+                break
+            if item.split("-")[0] >= item.split("-")[1]:
+                errors[day] = "err.range_order"
+                break
+        if ranges:
+            weekly[day] = ranges
+    try:
+        ZoneInfo(values["timezone"] or "?")
+    except (KeyError, ValueError, OSError):
+        errors["timezone"] = "err.timezone"
+    if values["holidays"] not in ("", "TH"):
+        errors["holidays"] = "err.holidays"
+    closed = [x.strip() for x in values["extra_closed_dates"].split(",") if x.strip()]
+    for item in closed:
+        try:
+            date.fromisoformat(item)
+        except ValueError:
+            errors["extra_closed_dates"] = "err.dates"
+            break
+    spec = {"timezone": values["timezone"], "weekly": weekly,
+            "holidays": values["holidays"] or None, "extra_closed_dates": closed}
+    return errors, spec
+
+
+def _with_hours(path: Path, name: str, spec: dict[str, Any]) -> str:
+    """The text of queues.yaml with business hours `name` replaced; everything else in the
+    file (comments included) stays as it was."""
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == "business_hours:"),
+                 None)
+    if start is None:
+        raise ConfigError(str(path), None, "no business_hours section")
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "#")):
+        end += 1
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1  # keep the blank lines before the next section
+    section = yaml.safe_load("".join(lines[start:end]))["business_hours"]
+    if name not in section:
+        raise ConfigError(str(path), start + 1, f"business_hours: no {name!r}")
+    section[name] = {k: v for k, v in spec.items() if v not in (None, [], {})}
+    if spec["holidays"] is None:
+        section[name]["holidays"] = None
+    block = yaml.safe_dump({"business_hours": section}, allow_unicode=True, sort_keys=False,
+                           default_flow_style=None, width=100)
+    return "".join(lines[:start]) + block + "".join(lines[end:])
+
+
+def _check_config(config_dir: Path, filename: str, text: str) -> Any:
+    """Validate the configuration as it would be with `filename` replaced by `text` (every
+    file and every cross-reference, as at start-up); ConfigError names file and line."""
+    with tempfile.TemporaryDirectory() as scratch:
+        for item in config_dir.iterdir():
+            if item.is_file() and item.suffix in (".yaml", ".yml"):
+                shutil.copy(item, Path(scratch) / item.name)
+        (Path(scratch) / filename).write_text(text, encoding="utf-8")
+        try:
+            return load_settings(scratch)
+        except ConfigError as exc:
+            raise ConfigError(str(config_dir / filename), exc.line, exc.message) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,7 +696,8 @@ async def _csrf_ok(request: web.Request, staff: StaffIdentity) -> bool:
     if sent is None and request.content_type in ("application/x-www-form-urlencoded",
                                                  "multipart/form-data"):
         sent = str((await request.post()).get("csrf_token", ""))
-    return bool(sent) and secrets.compare_digest(sent or "", staff.csrf_token)
+    return bool(sent) and secrets.compare_digest(  # bytes: hostile non-ASCII is no 500
+        (sent or "").encode("utf-8", "replace"), staff.csrf_token.encode())
 
 
 async def _form_staff(request: web.Request) -> StaffIdentity | None:
@@ -388,9 +715,9 @@ def _render(template: str, request: web.Request, staff: StaffIdentity | None,
     def t(key: str, **values: Any) -> str:
         return translate(lang, key, **values)
 
-    base = {"t": t, "lang": lang, "staff": staff, "large": request.cookies.get(
-        TEXT_COOKIE) == "large", "here": request.path_qs, "i18n": catalogue(lang),
-        "csrf_token": staff.csrf_token if staff else ""}
+    base = {"t": t, "fmt": formatter(lang), "lang": lang, "staff": staff,
+            "large": request.cookies.get(TEXT_COOKIE) == "large", "here": request.path_qs,
+            "i18n": catalogue(lang), "csrf_token": staff.csrf_token if staff else ""}
     response = aiohttp_jinja2.render_template(template, request, {**base, **context},
                                               status=status, app_key=TEMPLATES_KEY)
     response.headers["Cache-Control"] = "no-store"

@@ -1,11 +1,18 @@
-"""The console's data files: canned responses and wrap-up codes, validated at start-up."""
+"""The console's data files: canned responses and wrap-up codes, validated at start-up.
+
+The packaged `canned.yaml` holds the defaults. Administrators edit canned responses on the
+admin screen; their edits are saved, validated, to `<data dir>/console/canned.yaml` (written
+atomically: a temporary file, fsync, rename), which then replaces the packaged file on
+every node that shares the data directory (`use_canned_file`)."""
 
 from __future__ import annotations
 
+import os
 import string
+import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -68,9 +75,64 @@ def _load(path: Path, model: type[M]) -> M:
         raise DataFileError(f"{path.name}: {exc}") from exc
 
 
+_canned_override: Path | None = None
+
+
+def use_canned_file(path: Path | None) -> None:
+    """Read canned responses from `path` when it exists (the administrators' edits)."""
+    global _canned_override
+    _canned_override = path
+    _load_canned.cache_clear()
+
+
+def canned_file() -> Path:
+    """The file canned responses are read from now."""
+    if _canned_override is not None and _canned_override.is_file():
+        return _canned_override
+    return CANNED_FILE
+
+
+def canned_responses(path: Path | None = None) -> tuple[Canned, ...]:
+    return _load_canned(path or canned_file())
+
+
 @lru_cache(maxsize=4)
-def canned_responses(path: Path = CANNED_FILE) -> tuple[Canned, ...]:
+def _load_canned(path: Path) -> tuple[Canned, ...]:
     return tuple(_load(path, CannedFile).responses)
+
+
+def save_canned(responses: list[Canned]) -> Path:
+    """Validate and write every canned response to the override file, atomically."""
+    if _canned_override is None:
+        raise DataFileError("canned responses cannot be edited: no data directory is set")
+    model = CannedFile(responses=responses)  # validated again, as a whole
+    if len({c.id for c in responses}) != len(responses):
+        raise DataFileError("two canned responses have the same id")
+    data = model.model_dump()
+    write_yaml_atomically(_canned_override, data, header="# Canned responses, edited on the "
+                          "admin screen (the packaged defaults are agent_console/canned.yaml).\n")
+    _load_canned.cache_clear()
+    return _canned_override
+
+
+def write_yaml_atomically(path: Path, data: Any, header: str = "") -> None:
+    """Write YAML so that a reader sees the old file or the new one, never half of it."""
+    text = header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=100)
+    write_text_atomically(path, text)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 @lru_cache(maxsize=4)

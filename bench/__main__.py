@@ -75,11 +75,14 @@ async def chat_section(levels: list[int], onestop_max: int, paced_s: float) -> d
             except Exception as exc:  # a level that cannot run is reported, not fatal
                 import traceback
 
-                frames = [f for f in traceback.extract_tb(exc.__traceback__)
-                          if "/bench/" in f.filename]
+                stack = traceback.extract_tb(exc.__traceback__)
+                frames = [f for f in stack if "/bench/" in f.filename]
                 where = f" at {frames[-1].name}:{frames[-1].lineno}" if frames else ""
                 row = {"server": kind, "connections": n,
-                       "error": f"{type(exc).__name__}{where}: {exc}"}
+                       "error": f"{type(exc).__name__}{where}: {exc}",
+                       # the innermost frames, library ones included (what raised it)
+                       "traceback": [f"{os.path.basename(f.filename)}:{f.lineno} {f.name}"
+                                     for f in stack[-8:]]}
             rows.append(row)
             b, p = row.get("burst", {}), row.get("paced", {})
             log(f"  chat {kind:8} n={n:>5}: burst {b.get('messages_per_s', '-')} msg/s "

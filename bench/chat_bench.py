@@ -43,6 +43,10 @@ THINK = 20.0              # paced phase: mean seconds between a citizen's messag
 SETUP_IN_FLIGHT = 50      # conversations being set up at once (see open_citizen)
 SETUP_SECONDS_PER_CONVERSATION = 0.5  # longest set-up wait, per conversation
 WAIT = 60.0               # longest wait for one leg before it counts as lost
+BURST_IN_FLIGHT = 1_000   # burst phase: conversations doing round trips at once (see burst)
+#: Every HTTP request of the client (sign-in, presence, accept, replies) and every socket
+#: handshake gives up after this long, with a message naming what timed out.
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=30)
 AGENT_PASSWORD = "bench-agent-password"
 
 
@@ -97,7 +101,7 @@ def _session(i: int, sessions: dict[str, aiohttp.ClientSession]) -> aiohttp.Clie
     address = source_address(i)
     if address not in sessions:
         sessions[address] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
-            local_addr=(address, 0), limit=0))
+            local_addr=(address, 0), limit=0), timeout=REQUEST_TIMEOUT)
     return sessions[address]
 
 
@@ -172,7 +176,15 @@ async def seed_agents(app: AppProcess, count: int) -> list[str]:
 async def onestop_stack(n: int, app: AppProcess, usernames: list[str]) -> Stack:
     waiters = Waiters()
     sessions: dict[str, aiohttp.ClientSession] = {}
-    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    # The API calls share a pool of 200 connections; the agents' console sockets have a
+    # session of their own. (They used to share the pool: an open WebSocket holds its
+    # connection, so at 5,000 conversations the 250 agents' sockets took all 200 and the
+    # 201st socket — and every API call after it — waited for a free connection until
+    # aiohttp's default 5-minute total timeout raised a bare TimeoutError in set-up.)
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200),
+                                 timeout=REQUEST_TIMEOUT)
+    sockets = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                    timeout=REQUEST_TIMEOUT)
     readers: list[asyncio.Task[None]] = []
     tokens: dict[str, str] = {}
     conversation_of: dict[int, tuple[str, str]] = {}  # citizen → (conversation id, token)
@@ -192,13 +204,17 @@ async def onestop_stack(n: int, app: AppProcess, usernames: list[str]) -> Stack:
 
     async def accept(token: str, task_id: str) -> None:
         auth = {"Authorization": f"Bearer {token}"}
-        async with http.post(f"{api}/tasks/{task_id}/accept", headers=auth) as r:
-            if r.status != 200:
-                errors.append(f"accept {r.status}")
-                return
-            conversation_id = (await r.json())["conversation_id"]
-        async with http.get(f"{api}/conversations/{conversation_id}", headers=auth) as r:
-            body = await r.json()
+        try:
+            async with http.post(f"{api}/tasks/{task_id}/accept", headers=auth) as r:
+                if r.status != 200:
+                    errors.append(f"accept {r.status}")
+                    return
+                conversation_id = (await r.json())["conversation_id"]
+            async with http.get(f"{api}/conversations/{conversation_id}", headers=auth) as r:
+                body = await r.json()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            errors.append(f"accept {type(exc).__name__}")
+            return
         for m in body.get("messages", []):
             text = str(m.get("body") or "")
             if text.startswith("c") and text.endswith(":0"):
@@ -222,8 +238,8 @@ async def onestop_stack(n: int, app: AppProcess, usernames: list[str]) -> Stack:
 
     async def open_agent(a: int) -> None:
         token = tokens[usernames[a]]
-        ws = await http.ws_connect(f"{app.url}/console/ws",
-                                   headers={"Cookie": f"onestop_session={token}"})
+        ws = await sockets.ws_connect(f"{app.url}/console/ws",
+                                      headers={"Cookie": f"onestop_session={token}"})
         readers.append(asyncio.create_task(_reader(ws, agent_frame(token))))
         async with http.put(f"{api}/agents/me/presence", json={"presence": "available"},
                             headers={"Authorization": f"Bearer {token}"}) as r:
@@ -244,7 +260,11 @@ async def onestop_stack(n: int, app: AppProcess, usernames: list[str]) -> Stack:
         return handle
 
     async def open_citizen(i: int) -> None:
-        ws = await _session(i, sessions).ws_connect(f"{app.url}/chat/ws")
+        try:
+            ws = await _session(i, sessions).ws_connect(f"{app.url}/chat/ws")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            errors.append(f"citizen socket {type(exc).__name__}")  # lost, the others go on
+            return
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         readers.append(asyncio.create_task(_reader(ws, citizen_frame(ready))))
         await ws.send_json({"type": "resume", "visitor": f"v{i:06d}{secrets.token_hex(10)}",
@@ -283,7 +303,7 @@ async def onestop_stack(n: int, app: AppProcess, usernames: list[str]) -> Stack:
     async def close() -> None:
         for task in readers:
             task.cancel()
-        for s in [*sessions.values(), http]:
+        for s in [*sessions.values(), http, sockets]:
             await s.close()
 
     stack = Stack(citizen_send, agent_send, waiters, app.pid, close)
@@ -317,16 +337,21 @@ async def round_trip(stack: Stack, i: int, k: int, inbound: list[float],
 
 
 async def burst(stack: Stack, n: int, rounds: int) -> dict[str, Any]:
+    """Closed loop: each conversation does `rounds` round trips back to back, at most
+    BURST_IN_FLIGHT conversations at once (all of them up to 1,000; at 5,000 the others
+    wait their turn, so a slow server's queue does not time the round trips out)."""
     inbound: list[float] = []
     rtt: list[float] = []
     lost = 0
+    gate = asyncio.Semaphore(BURST_IN_FLIGHT)
 
     async def conversation(i: int) -> None:
         nonlocal lost
-        for k in range(1, rounds + 1):
-            if not await round_trip(stack, i, k, inbound, rtt):
-                lost += 1
-                return
+        async with gate:
+            for k in range(1, rounds + 1):
+                if not await round_trip(stack, i, k, inbound, rtt):
+                    lost += 1
+                    return
 
     started = time.perf_counter()
     await asyncio.gather(*(conversation(i) for i in stack.ready or range(n)))

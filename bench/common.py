@@ -196,8 +196,9 @@ class ScriptProcess:
             _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
-        self.proc = subprocess.Popen(self.argv,  # noqa: ASYNC220 - returns at once cwd=ROOT, preexec_fn=preexec,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once
+            self.argv, cwd=ROOT, preexec_fn=preexec,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         await wait_http(self.url + "/healthz", proc=self.proc)
 
     @property

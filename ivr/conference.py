@@ -63,6 +63,23 @@ def client_address(identity: str, parameters: Mapping[str, str]) -> str:
     return f"client:{identity}?{urlencode(parameters)}"
 
 
+def agent_phone(agent: AgentRecord) -> str | None:
+    """The officer's own number when they chose to take calls on it (else None: the
+    console's browser phone)."""
+    if getattr(agent, "voice_device", None) == "phone" and agent.phone_number:
+        return str(agent.phone_number)
+    return None
+
+
+def agent_address(agent: AgentRecord, parameters: Mapping[str, str], *,
+                  numbers: bool = True) -> str:
+    """Where Twilio rings an officer: their own number (E.164) when they chose "phone"
+    in their profile and we have a number to call from (`numbers`), otherwise their
+    browser (`client:agent_<id>?<params>`)."""
+    number = agent_phone(agent) if numbers else None
+    return number or client_address(agent_identity(agent.id), parameters)
+
+
 @dataclass(frozen=True)
 class Consult:
     """The third party being consulted during a warm transfer."""
@@ -85,6 +102,9 @@ class ConferenceCall:
     origin: str | None = None  # the citizen's first CallSid, on a callback leg
     consult: Consult | None = None
     transfers: int = 0
+    #: When Twilio was asked to ring the officer in (epoch seconds) and has not answered
+    #: yet; None once the conference's SID is known.
+    asked_at: float | None = None
 
     @property
     def name(self) -> str:
@@ -177,6 +197,25 @@ class Transfers:
         consulted."""
         call = await self._owned(task_id, agent_id)
         return _view(call)
+
+    async def targets(self, task_id: str, agent_id: str) -> dict[str, Any]:
+        """Whom the officer on the call can consult now: the officers who are available
+        and hold nothing (a call is exclusive), longest available first."""
+        try:
+            task = await self.center.task(task_id)
+        except NotFound:
+            raise TransferError(404, "not_found", f"no task {task_id}") from None
+        if task.channel != Channel.VOICE or task.agent_id != agent_id:
+            raise TransferError(403, "not_your_call", "only the officer on the call can "
+                                                      "transfer it")
+        agents, _ = await self.center.list_rows(
+            AgentRecord, AgentRecord.presence == str(Presence.AVAILABLE),
+            AgentRecord.active.is_(True), AgentRecord.id != agent_id,
+            order_by=AgentRecord.presence_since, limit=200)
+        free = [a for a in agents if not await self._holds_tasks(a.id)]
+        return {"task_id": task_id,
+                "agents": [{"id": a.id, "display_name": a.display_name,
+                            "languages": list(a.languages or [])} for a in free]}
 
     async def start(self, task_id: str, agent_id: str, target: Target) -> dict[str, Any]:
         """Ring the target into the conference and put the caller on hold."""
@@ -328,9 +367,9 @@ class Transfers:
             queue_id = None
         consult = Consult("agent", agent_identity(other.id), other.id, queue_id)
         task = await self.center.task(call.task_id)
-        return consult, client_address(consult.label, {
+        return consult, agent_address(other, {
             "task_id": call.task_id, "case_id": task.case_id, "leg": "consult",
-            "from_agent": agent_id})
+            "from_agent": agent_id}, numbers=bool(self.hotline.config.phone_number))
 
     async def _free_agent(self, agent_id: str, *, exclude: str) -> AgentRecord:
         """The named officer, if they can take a call now."""

@@ -17,7 +17,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -27,19 +27,22 @@ from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from ivr.conference import (
+    CALLER_LABEL,
     TWILIO_ERRORS,
     UNANSWERED,
     ConferenceCall,
     ConferenceStore,
     Transfers,
+    agent_address,
     agent_identity,
-    client_address,
+    agent_phone,
 )
 from ivr.menus import Menu, MenusFile, Option
 from ivr.phrases import PHRASES, case_status, key_name, say, spoken_case_number, spoken_date
-from ivr.twilio_rest import TwilioRest
+from ivr.twilio_rest import RateLimited, TwilioRest
 from routing import (
     SYSTEM,
+    AgentRecord,
     Author,
     Bot,
     BotReply,
@@ -48,6 +51,7 @@ from routing import (
     Case,
     CaseStatus,
     Channel,
+    Conflict,
     ContactCenter,
     Conversation,
     ConversationStatus,
@@ -63,8 +67,10 @@ from routing import (
     Task,
     TaskAccepted,
     TaskStatus,
+    cancelling,
     mask,
     normalise,
+    stop_task,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,15 @@ ENDED_CALL_STATUSES = {"completed", "busy", "failed", "no-answer", "canceled"}
 #: Twilio's queue that holds callers waiting for a person (the router decides who).
 HOLD_QUEUE = "onestop"
 MAX_PATH = 30
+#: A ring asked of Twilio that has not been answered for this long is asked again.
+RING_STALE_SECONDS = 30.0
+#: A callback attempt claimed this long ago without an outcome was lost with its node.
+CLAIM_STALE_SECONDS = 120.0
+
+
+def _callback_key(task_id: str) -> str:
+    """The named state of a callback: requested → retrying → placed | failed."""
+    return f"ivr-callback:{task_id}"
 
 
 @dataclass(frozen=True)
@@ -89,6 +104,14 @@ class HotlineConfig:
     phone_number: str | None = None  # our Twilio number: caller ID of callbacks, SMS sender
     hold_music_url: str | None = None
     bot_timeout: float = 5.0
+    #: The most a webhook waits for Twilio's REST API (Twilio gives up on us at 15 s).
+    twilio_budget: float = 5.0
+    #: Callbacks: seconds before attempt 2, 3, … (a 429's Retry-After wins), and how many
+    #: attempts before the officer is asked to call the citizen themselves.
+    callback_backoff: tuple[float, ...] = (2, 10, 30, 60, 120)
+    callback_attempts: int = 6
+    #: How often the timer looks for callbacks that are due.
+    retry_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +186,8 @@ class Hotline:
         self.validator = RequestValidator(config.auth_token)
         self.public_url = config.public_url.rstrip("/")
         self._background: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._callback_locks: dict[str, asyncio.Lock] = {}
         self.conferences = ConferenceStore(center)
         self.transfers = Transfers(self)
 
@@ -236,9 +261,29 @@ class Hotline:
 
         task.add_done_callback(done)
 
+    def start(self) -> None:
+        """Start the timer that places callbacks that are due (retries, and any left by a
+        restart)."""
+        if self._timer is None and self.rest is not None:
+            self._timer = asyncio.ensure_future(self._retry_loop())
+
     async def stop(self) -> None:
+        await stop_task(self._timer, "hotline callback timer")
+        self._timer = None
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.retry_interval)
+            if not self.center.leading:
+                continue  # in a cluster: the node that runs the router
+            try:
+                await self.retry_callbacks()
+            except Exception:
+                if cancelling():  # a library turned our cancellation into its own error
+                    raise asyncio.CancelledError from None
+                log.exception("hotline callback timer failed")
 
     # -- speaking -------------------------------------------------------------------------
 
@@ -529,6 +574,14 @@ class Hotline:
         offer and music; `<Leave>` once an officer has accepted."""
         response = VoiceResponse()
         task = await self._task(state.task)
+        if task is not None and task.status == TaskStatus.ASSIGNED and (
+                await self._ringing(task.id)):
+            # Twilio is slow to ring the officer in: music, then ask again.
+            if self.config.hold_music_url:
+                response.play(self.config.hold_music_url)
+            else:
+                response.pause(length=2)
+            return response
         if task is None or task.status not in (TaskStatus.PENDING, TaskStatus.RESERVED):
             response.leave()
             return response
@@ -561,6 +614,11 @@ class Hotline:
             message_id=f"{call.sid}:callback", author=Author.SYSTEM, language=state.lang,
             body="ผู้โทรขอให้โทรกลับ (คงลำดับคิว) / Caller asked to be called back (place kept)",
             identity_hints=call.hints()))
+        task = await self._task(state.task)
+        if task is not None and await self.center.load_state(_callback_key(task.id)) is None:
+            await self.center.save_state(_callback_key(task.id), {
+                "status": "requested", "task": task.id, "conversation_key": call.sid,
+                "caller": call.caller, "lang": state.lang, "attempts": 0, "next_at": 0})
         response.leave()
         return response
 
@@ -604,13 +662,23 @@ class Hotline:
         task (so that the officer can consult someone and hand over), or — without the
         REST API, or when Twilio refuses to ring the officer — straight to their browser."""
         state = replace(state, task=task.id)
+        agent = await self._agent(task.agent_id)
+        conference = await self._conference_with_agent(task, state, call, agent)
+        if conference == "slow":
+            # Twilio has not answered within our budget (Twilio hangs up on a webhook
+            # after 15 s): the caller waits in the hold queue, keeping their place, and
+            # is put through once Twilio has rung the officer (see `wait`).
+            return self.enqueue_twiml(state, [*(intro or []), say("connecting", state.lang)])
         response = VoiceResponse()
         for line in [*(intro or []), say("connecting", state.lang)]:
             self.say(response, line, state.lang)
         dial = response.dial(action=self.url("/ivr/after-agent", state), method="POST",
                              timeout=20, answer_on_bridge=True)
-        conference = await self._conference_with_agent(task, state, call)
         if conference is None:
+            number = agent_phone(agent) if agent and self.config.phone_number else None
+            if number:
+                dial.number(number)
+                return response
             client = dial.client()
             client.identity(agent_identity(task.agent_id or ""))
             for name, value in self._leg_parameters(task, call, "agent").items():
@@ -618,37 +686,82 @@ class Hotline:
             return response
         dial.conference(conference.name, participant_label="caller", beep=False,
                         start_conference_on_enter=False, end_conference_on_exit=True,
-                        wait_url=self.config.hold_music_url, wait_method="GET")
+                        wait_url=self.config.hold_music_url, wait_method="GET",
+                        status_callback=self.url("/ivr/conference", task=task.id),
+                        status_callback_event="start end join leave",
+                        status_callback_method="POST")
         return response
 
-    async def _conference_with_agent(self, task: Task, state: CallState, call: Call
-                                     ) -> ConferenceCall | None:
+    async def _conference_with_agent(self, task: Task, state: CallState, call: Call,
+                                     agent: AgentRecord | None
+                                     ) -> ConferenceCall | Literal["slow"] | None:
         """Ring the officer into the task's conference (once, even if Twilio retries the
-        webhook); None when that is not possible."""
-        if self.rest is None or not task.agent_id or not self.config.hold_music_url:
+        webhook); None when that is not possible, "slow" when Twilio has not answered
+        within `twilio_budget` (the request goes on in the background)."""
+        if self.rest is None or agent is None or not self.config.hold_music_url:
             return None
         existing = await self.conferences.load(task.id)
+        now = self.center.clock.now().timestamp()
         if existing is not None and existing.caller_call == call.sid and (
-                existing.agent_id == task.agent_id):
-            return existing
-        conference = ConferenceCall(task.id, call.sid, state.lang, task.agent_id,
-                                    origin=state.origin)
+                existing.agent_id == agent.id):
+            if existing.sid is not None:
+                return existing
+            if existing.asked_at is not None and now - existing.asked_at < RING_STALE_SECONDS:
+                return "slow"  # still asking Twilio
+        conference = ConferenceCall(task.id, call.sid, state.lang, agent.id,
+                                    origin=state.origin, asked_at=now)
+        await self.conferences.save(conference)
+        ring = asyncio.ensure_future(self._ring_agent(conference, task, call, agent))
+        self._background.add(ring)
+        ring.add_done_callback(self._background.discard)
+        try:
+            async with asyncio.timeout(self.config.twilio_budget):
+                return await asyncio.shield(ring)
+        except TimeoutError:
+            log.warning("twilio is slow to ring the officer; the caller waits in the queue",
+                        extra={"task": task.id})
+            return "slow"
+
+    async def _ring_agent(self, conference: ConferenceCall, task: Task, call: Call,
+                          agent: AgentRecord) -> ConferenceCall | None:
+        """Ask Twilio to ring the officer (their browser, or their own phone) into the
+        conference; remember the conference's SID, or forget the attempt if refused."""
+        assert self.rest is not None
         try:
             joined = await self.rest.add_participant(
                 conference.name, from_=self.config.phone_number or "client:onestop-hotline",
-                to=client_address(conference.agent_label,
-                                  self._leg_parameters(task, call, "agent")),
+                to=agent_address(agent, self._leg_parameters(task, call, "agent"),
+                                 numbers=bool(self.config.phone_number)),
                 label=conference.agent_label,
                 status_callback=self.url("/ivr/agent-leg", task=task.id, leg="agent",
-                                         a=task.agent_id),
+                                         a=agent.id),
                 start_conference_on_enter=True, end_conference_on_exit=True)
         except TWILIO_ERRORS as exc:
             log.warning("twilio did not ring the officer into the conference",
                         extra={"task": task.id, "error": type(exc).__name__})
+            current = await self.conferences.load(task.id)
+            if current is not None and current.asked_at == conference.asked_at and (
+                    current.sid is None):
+                await self.conferences.clear(task.id)
             return None
-        conference = replace(conference, sid=joined.conference_sid)
-        await self.conferences.save(conference)
-        return conference
+        done = replace(conference, sid=joined.conference_sid, asked_at=None)
+        await self.conferences.save(done)
+        return done
+
+    async def _ringing(self, task_id: str) -> bool:
+        """Whether Twilio is still being asked to ring the task's officer in."""
+        conference = await self.conferences.load(task_id)
+        return conference is not None and conference.sid is None and (
+            conference.asked_at is not None
+            and self.center.clock.now().timestamp() - conference.asked_at < RING_STALE_SECONDS)
+
+    async def _agent(self, agent_id: str | None) -> AgentRecord | None:
+        if not agent_id:
+            return None
+        try:
+            return await self.center.agent_record(agent_id)
+        except NotFound:
+            return None
 
     @staticmethod
     def _leg_parameters(task: Task, call: Call, leg: str) -> dict[str, str]:
@@ -682,7 +795,8 @@ class Hotline:
         await self.conferences.clear(task.id)
         if self.center.settings.on_missed_offer == "away":
             await self.center.set_presence(task.agent_id, Presence.AWAY, "missed_call")
-        await self.center.transfer_task(task.id, task.agent_id, task.queue_id)
+        # Not a transfer: the case keeps its one-stop chance.
+        await self.center.requeue_task(task.id, reason="missed_call")
         return True
 
     async def requeue(self, params: Mapping[str, str], state: CallState) -> VoiceResponse:
@@ -706,6 +820,71 @@ class Hotline:
         if status in UNANSWERED:
             await self._agent_missed(task_id, query.get("a", ""))
 
+    async def conference_event(self, params: Mapping[str, str], query: Mapping[str, str]
+                               ) -> None:
+        """Status callbacks of a task's conference (start, end, join, leave), recorded once
+        each. The caller leaving, or the conference ending, while the officer still holds
+        the task sends the task to wrap-up; an officer joining is on the timeline."""
+        conference_sid = params.get("ConferenceSid", "")
+        event = params.get("StatusCallbackEvent", "")
+        task_id = query.get("task", "")
+        if not conference_sid or not event or not task_id:
+            raise BadRequest("ConferenceSid, StatusCallbackEvent and the task are required")
+        if len(conference_sid) > 64 or len(event) > 40 or len(task_id) > 64:
+            raise BadRequest("ConferenceSid, StatusCallbackEvent or the task is too long")
+        label = params.get("ParticipantLabel", "")[:100]
+        event_id = ":".join((conference_sid, event, params.get("CallSid", "")[:64],
+                             params.get("SequenceNumber", "")[:12]))
+        if not await self.center.record_event("twilio-conference", event_id, {
+                "task": task_id, "event": event[:40], "label": label[:60],
+                "reason": params.get("ReasonConferenceEnded") or params.get("Reason")}):
+            return
+        conference = await self.conferences.load(task_id)
+        if conference is None or (conference.sid and conference.sid != conference_sid):
+            return  # over already (requeued, handed over), or an earlier conference
+        key = conference.origin or conference.caller_call
+        caller_left = event == "participant-leave" and (
+            label == CALLER_LABEL or params.get("CallSid") == conference.caller_call)
+        if event == "participant-join" and label == conference.agent_label:
+            await self._conference_note(key, conference_sid, f"join:{label}",
+                                        "เจ้าหน้าที่เข้าสายแล้ว / the officer joined the call")
+        elif caller_left or event == "conference-end":
+            await self._conference_over(conference, conference_sid, "caller_left"
+                                        if caller_left else "conference_end")
+
+    async def _conference_over(self, conference: ConferenceCall, conference_sid: str,
+                               why: str) -> None:
+        """The call in the conference is over: forget the conference; the officer who
+        still holds the task goes to wrap-up (the caller may still be answering the
+        survey)."""
+        await self.conferences.clear(conference.task_id)
+        task = await self._task(conference.task_id)
+        if task is not None and task.status == TaskStatus.ASSIGNED and task.agent_id and (
+                task.agent_id == conference.agent_id):
+            try:
+                await self.center.complete_task(task.id, task.agent_id)
+            except (NotFound, Conflict) as exc:
+                log.warning("conference over, task not wrapped up",
+                            extra={"task": task.id, "error": type(exc).__name__})
+        text = ("ผู้โทรออกจากสายแล้ว / the caller left the call" if why == "caller_left"
+                else "การสนทนาทางโทรศัพท์จบแล้ว / the call ended")
+        await self._conference_note(conference.origin or conference.caller_call,
+                                    conference_sid, why, text)
+
+    async def _conference_note(self, key: str, conference_sid: str, what: str,
+                               text: str) -> None:
+        await self._note(key, f"{conference_sid}:{what}", text)
+
+    async def _note(self, key: str, message_id: str, body: str) -> None:
+        """A system line on the call's timeline (once per `message_id`); none once the
+        call's conversation is closed (a note must not reopen it)."""
+        conv = await self._conversation(key)
+        if conv is not None and conv.status == ConversationStatus.CLOSED:
+            return
+        await self.center.ingest(InboundMessage(
+            channel=Channel.VOICE, conversation_key=key, author=Author.SYSTEM,
+            message_id=message_id, body=body))
+
     async def _agent_missed(self, task_id: str, agent_id: str) -> None:
         """The officer's browser did not answer: take the caller out of the conference and
         back into the hold queue, in the same place."""
@@ -724,13 +903,44 @@ class Hotline:
                  "the caller is back in the queue in the same place"))
         state = CallState(lang=conference.lang, step=20_000, task=task.id,
                           origin=conference.origin)
+        url = self.url("/ivr/requeue", state)
+        # Meanwhile the caller hears the conference's hold music; Twilio refusing (429,
+        # 500) or slow is tried again in the background.
         assert self.rest is not None  # a conference exists only with the REST API
         try:
-            await self.rest.redirect_call(conference.caller_call,
-                                          self.url("/ivr/requeue", state))
+            async with asyncio.timeout(self.config.twilio_budget):
+                await self.rest.redirect_call(conference.caller_call, url)
         except TWILIO_ERRORS as exc:
             log.warning("twilio did not take the caller back to the queue",
-                        extra={"task": task.id, "error": type(exc).__name__})
+                        extra={"task": task.id, "error": _twilio_error(exc)})
+            self.spawn(self._back_to_queue(task.id, conference, url, _twilio_error(exc)),
+                       "back-to-queue")
+
+    async def _back_to_queue(self, task_id: str, conference: ConferenceCall, url: str,
+                             what: str, delays: tuple[float, ...] = (1, 3, 10)) -> None:
+        """Redirect the caller out of the conference to the hold queue again while
+        Twilio refuses; the timeline says so if it never takes it."""
+        assert self.rest is not None
+        for delay in delays:
+            await asyncio.sleep(delay)
+            task = await self._task(task_id)
+            if task is None or task.status not in (TaskStatus.PENDING, TaskStatus.RESERVED):
+                return  # the call moved on (an officer took it, or the caller left)
+            try:
+                async with asyncio.timeout(self.config.twilio_budget):
+                    await self.rest.redirect_call(conference.caller_call, url)
+                return
+            except TWILIO_ERRORS as exc:
+                what = _twilio_error(exc)
+                log.warning("twilio did not take the caller back to the queue",
+                            extra={"task": task_id, "error": what})
+        await self._note(
+            conference.origin or conference.caller_call,
+            f"{conference.caller_call}:requeue-failed:{task_id}",
+            f"Twilio ไม่รับคำขอย้ายผู้โทรกลับเข้าคิว ({what}) ผู้โทรยังฟังเพลงรอสายอยู่ "
+            f"เจ้าหน้าที่คนถัดไปที่รับงานจะได้สายนี้ / Twilio did not take the caller back to "
+            f"the queue ({what}); they still hear the hold music and the next officer who "
+            f"accepts the task is put through")
 
     def survey_twiml(self, state: CallState, intro: list[str] | None = None) -> VoiceResponse:
         response = VoiceResponse()
@@ -899,25 +1109,127 @@ class Hotline:
                                 ) -> None:
         assert self.rest is not None
         if await self._callback_requested(conv.provider_key):
-            caller = (conv.attributes or {}).get("caller")
-            if not caller or not self.config.phone_number:
+            saved = await self.center.load_state(_callback_key(task.id))
+            if saved is None:  # asked for before the task was known: keep the intent now
+                await self.center.save_state(_callback_key(task.id), {
+                    "status": "requested", "task": task.id,
+                    "conversation_key": conv.provider_key,
+                    "caller": (conv.attributes or {}).get("caller"), "lang": state.lang,
+                    "attempts": 0, "next_at": 0})
+            elif saved.get("status") == "placed" and saved.get("call_sid"):
+                # The citizen is on our callback leg (back in the queue after an officer
+                # missed it): put that leg through.
+                await self.rest.redirect_call(str(saved["call_sid"]),
+                                              self.url("/ivr/connect", state))
                 return
-            if not await self.center.record_event("ivr-callback", task.id, {"conversation":
-                                                                            conv.id}):
-                return  # already placed (event seen twice, or another node)
-            sid = await self.rest.place_call(
-                to=caller, from_=self.config.phone_number,
-                url=self.url("/ivr/connect", state),
-                status_callback=self.url("/ivr/status", conversation=conv.id))
-            await self.center.ingest(InboundMessage(
-                channel=Channel.VOICE, conversation_key=conv.provider_key,
-                message_id=f"{conv.provider_key}:callback-call", author=Author.SYSTEM,
-                body=f"โทรกลับหาผู้ติดต่อ / Calling the citizen back ({sid})"))
+            await self._attempt_callback(task.id)
             return
         if conv.status == ConversationStatus.CLOSED or task.attributes.get("reason") == (
                 "voicemail"):
             return
         await self.rest.redirect_call(conv.provider_key, self.url("/ivr/connect", state))
+
+    # -- callbacks ------------------------------------------------------------------------
+
+    async def retry_callbacks(self) -> int:
+        """Place every callback that is due: its officer holds the task and the last
+        attempt's back-off has run out (also those a restart interrupted). Returns how
+        many calls were placed."""
+        if self.rest is None:
+            return 0
+        tasks, _ = await self.center.list_rows(
+            Task, Task.channel == str(Channel.VOICE), Task.status == str(TaskStatus.ASSIGNED),
+            limit=500)
+        placed = 0
+        for task in tasks:
+            if await self._attempt_callback(task.id):
+                placed += 1
+        return placed
+
+    async def _attempt_callback(self, task_id: str) -> bool:
+        """One attempt at calling the citizen back. The attempt is claimed (so that no
+        other node makes it too) and counted before Twilio is asked, and the callback is
+        marked placed only when Twilio took it; a refusal or an interruption leaves it
+        due again after a back-off (429: Twilio's Retry-After). After
+        `callback_attempts` the officer is told to call the citizen themselves."""
+        lock = self._callback_locks.setdefault(task_id, asyncio.Lock())
+        async with lock:
+            key = _callback_key(task_id)
+            saved = await self.center.load_state(key)
+            if not saved or saved.get("status") not in ("requested", "retrying"):
+                return False
+            now = self.center.clock.now().timestamp()
+            if float(saved.get("next_at") or 0) > now:
+                return False
+            task = await self._task(task_id)
+            if task is None or task.status != TaskStatus.ASSIGNED or self.rest is None:
+                return False  # only when an officer is there to take the call
+            conv = await self.center.conversation(task.conversation_id)
+            caller = saved.get("caller") or (conv.attributes or {}).get("caller")
+            if not caller or not self.config.phone_number:
+                return False
+            attempt = int(saved.get("attempts") or 0) + 1
+            if not await self.center.record_event("ivr-callback-attempt",
+                                                  f"{task_id}:{attempt}", {"at": now}):
+                # Someone else is making this attempt (they save its outcome), or it was
+                # claimed by a node that died before saving: skip past it after a while.
+                if now - float(saved.get("next_at") or 0) > CLAIM_STALE_SECONDS:
+                    await self.center.save_state(key, {**saved, "attempts": attempt,
+                                                       "next_at": now})
+                return False
+            backoff = self.config.callback_backoff or (10.0,)
+            lease = {**saved, "task": task_id, "status": "retrying", "attempts": attempt,
+                     "next_at": now + backoff[min(attempt - 1, len(backoff) - 1)]}
+            await self.center.save_state(key, lease)
+            lang = str(saved.get("lang") or task.attributes.get("language") or "th")
+            state = CallState(lang="en" if lang == "en" else "th", step=10_000, task=task.id,
+                              origin=conv.provider_key)
+            try:
+                sid = await self.rest.place_call(
+                    to=str(caller), from_=self.config.phone_number,
+                    url=self.url("/ivr/connect", state),
+                    status_callback=self.url("/ivr/status", conversation=conv.id))
+            except TWILIO_ERRORS as exc:
+                await self._callback_refused(conv, lease, exc, now)
+                return False
+            await self.center.save_state(key, {**lease, "status": "placed", "call_sid": sid,
+                                               "next_at": None})
+            await self.center.record_event("ivr-callback", task_id, {"conversation": conv.id,
+                                                                     "call": sid})
+        await self.center.ingest(InboundMessage(
+            channel=Channel.VOICE, conversation_key=conv.provider_key,
+            message_id=f"{conv.provider_key}:callback-call", author=Author.SYSTEM,
+            body=f"โทรกลับหาผู้ติดต่อ / Calling the citizen back ({sid})"))
+        return True
+
+    async def _callback_refused(self, conv: Conversation, lease: Mapping[str, Any],
+                                exc: BaseException, now: float) -> None:
+        """Twilio did not place the callback: due again later, or — after the last
+        attempt — a clear note for the officer who holds the task."""
+        task_id, attempt = str(lease["task"]), int(lease["attempts"])
+        what = _twilio_error(exc)
+        log.warning("twilio did not place the callback",
+                    extra={"task": task_id, "attempt": attempt, "error": what})
+        key = _callback_key(task_id)
+        if attempt >= self.config.callback_attempts:
+            await self.center.save_state(key, {**lease, "status": "failed", "error": what,
+                                               "next_at": None})
+            body = (f"โทรกลับไม่สำเร็จหลังพยายาม {attempt} ครั้ง ({what}) กรุณาโทรหาผู้ติดต่อเอง "
+                    f"/ The callback could not be placed after {attempt} attempts ({what}); "
+                    f"please call the citizen yourself")
+            suffix = "failed"
+        else:
+            delay = float(lease["next_at"]) - now
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                delay = max(1.0, exc.retry_after)
+            await self.center.save_state(key, {**lease, "next_at": now + delay,
+                                               "error": what})
+            body = (f"Twilio ยังไม่รับคำขอโทรกลับ ({what}) จะลองใหม่ใน {delay:.0f} วินาที "
+                    f"(ครั้งที่ {attempt}) / Twilio did not place the callback yet ({what}); "
+                    f"trying again in {delay:.0f} s (attempt {attempt})")
+            suffix = f"retry-{attempt}"
+        await self._note(conv.provider_key, f"{conv.provider_key}:callback-{suffix}:{task_id}",
+                         body)
 
     # -- SMS ------------------------------------------------------------------------------
 
@@ -986,6 +1298,14 @@ class Hotline:
             Message, Message.channel == str(Channel.VOICE),
             Message.provider_message_id == f"{call_sid}:callback", limit=1)
         return bool(rows)
+
+
+def _twilio_error(exc: BaseException) -> str:
+    """What Twilio answered, for the timeline and the logs (no numbers, no bodies)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int):
+        return f"HTTP {status}"
+    return "timeout" if isinstance(exc, TimeoutError) else type(exc).__name__
 
 
 def _key_token(key: str) -> str:

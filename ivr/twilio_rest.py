@@ -7,6 +7,7 @@ a local server that records what was sent; nothing else changes.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 from collections.abc import Sequence
@@ -28,6 +29,25 @@ _sdk_log = logging.getLogger("ivr.twilio_sdk")
 _sdk_log.setLevel(logging.WARNING)
 
 _TWILIO_HOST = re.compile(r"^https://[a-z0-9.-]*twilio\.com")
+#: Retry-After of the last 429 answer seen by this task (the SDK's exceptions drop headers).
+_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "twilio_retry_after", default=None)
+MAX_RETRY_AFTER = 600.0
+
+
+class RateLimited(TwilioRestException):
+    """Twilio answered 429; `retry_after` is its Retry-After in seconds, when it sent one."""
+
+    def __init__(self, exc: TwilioRestException, retry_after: float | None) -> None:
+        super().__init__(exc.status, exc.uri, exc.msg, exc.code, exc.method, exc.details)
+        self.retry_after = retry_after
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, min(float(value), MAX_RETRY_AFTER)) if value else None
+    except ValueError:
+        return None  # an HTTP date: use our own back-off
 
 
 class RebasedHttpClient(AsyncTwilioHttpClient):
@@ -48,8 +68,11 @@ class RebasedHttpClient(AsyncTwilioHttpClient):
         if auth is not None:  # as a header: aiohttp deprecates its `auth` argument
             headers = {**(headers or {}),
                        "Authorization": aiohttp.encode_basic_auth(auth[0], auth[1])}
-        return await super().request(method, url, params, data, headers, None, timeout,
-                                     allow_redirects)
+        response = await super().request(method, url, params, data, headers, None, timeout,
+                                         allow_redirects)
+        _retry_after.set(_seconds((response.headers or {}).get("Retry-After"))
+                         if response.status_code == 429 else None)
+        return response
 
 
 @dataclass(frozen=True)
@@ -72,10 +95,16 @@ class TwilioRest:
 
     async def place_call(self, *, to: str, from_: str, url: str, status_callback: str,
                          status_events: Sequence[str] = ("completed",)) -> str:
-        """Ring `to`; when answered Twilio fetches TwiML from `url`. Returns the CallSid."""
-        call = await self.client.calls.create_async(
-            to=to, from_=from_, url=url, method="POST", status_callback=status_callback,
-            status_callback_method="POST", status_callback_event=list(status_events))
+        """Ring `to`; when answered Twilio fetches TwiML from `url`. Returns the CallSid.
+        A 429 is raised as `RateLimited` carrying Twilio's Retry-After."""
+        try:
+            call = await self.client.calls.create_async(
+                to=to, from_=from_, url=url, method="POST", status_callback=status_callback,
+                status_callback_method="POST", status_callback_event=list(status_events))
+        except TwilioRestException as exc:
+            if exc.status == 429:
+                raise RateLimited(exc, _retry_after.get()) from None
+            raise
         return str(call.sid)
 
     async def redirect_call(self, call_sid: str, url: str) -> None:

@@ -19,7 +19,18 @@ from ivr.conference import Target, TransferError, agent_identity
 from ivr.hotline import CallState, Hotline, HotlineConfig
 from ivr.menus import MENUS_FILE, load_menus
 from ivr.twilio_rest import SmsAdapter, TwilioRest
-from routing import Bot, ContactCenter, StaffAuth, StaffIdentity, TaskAccepted
+from routing import (
+    Actor,
+    AgentRecord,
+    Bot,
+    Conflict,
+    ContactCenter,
+    InvalidIdentity,
+    NotFound,
+    StaffAuth,
+    StaffIdentity,
+    TaskAccepted,
+)
 
 HERE = Path(__file__).resolve().parent
 HOTLINE_KEY = web.AppKey("hotline", Hotline)
@@ -90,19 +101,24 @@ def setup(
         ivr.router.add_post(path, _webhook(handler))
     ivr.router.add_get("/token", voice_token)
     ivr.router.add_get("/calls/{task_id}", _console(call_view))
+    ivr.router.add_get("/calls/{task_id}/targets", _console(transfer_targets))
     ivr.router.add_post("/calls/{task_id}/transfer", _console(transfer_start))
     ivr.router.add_post("/calls/{task_id}/transfer/complete", _console(transfer_complete))
     ivr.router.add_post("/calls/{task_id}/transfer/cancel", _console(transfer_cancel))
     if simulator:
         ivr.router.add_get("/simulator", simulator_page)
         ivr.router.add_post("/simulator/sign", simulator_sign)
+    ivr.router.add_get("/agents/{agent_id}/phone", agent_phone_view)
+    ivr.router.add_put("/agents/{agent_id}/phone", agent_phone_update)
     ivr.router.add_static("/static", HERE / "static")
     app.add_subapp("/ivr", ivr)
+    app[HOTLINE_KEY] = hotline  # for the composition root, drills and tests
 
     async def life(app: web.Application) -> AsyncIterator[None]:
         # Once in a cluster: on the node that runs the router, where the event starts.
         unsubscribe = center.bus.subscribe(_on_accepted(hotline), TaskAccepted,
                                            origin_only=True)
+        hotline.start()
         yield
         unsubscribe()
         await hotline.stop()
@@ -170,6 +186,10 @@ async def _status(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
     await h.status(p, r.query)
 
 
+async def _conference(h: Hotline, r: web.Request, p: Mapping[str, str]) -> None:
+    await h.conference_event(p, r.query)
+
+
 async def _sms(h: Hotline, r: web.Request, p: Mapping[str, str]) -> TwiML:
     return await h.sms(p)
 
@@ -187,6 +207,7 @@ WEBHOOKS: dict[str, Webhook] = {
     "/after-agent": _stateful(Hotline.after_agent),
     "/requeue": _stateful(Hotline.requeue),
     "/agent-leg": _agent_leg,
+    "/conference": _conference,
     "/survey": _stateful(Hotline.survey),
     "/voicemail": _stateful(Hotline.voicemail),
     "/voicemail/transcription": _stateful(Hotline.transcription),
@@ -265,7 +286,8 @@ def _console(handler: ConsoleHandler) -> Callable[[web.Request], Awaitable[web.R
         if staff is None:
             return _error(401, "unauthenticated", "sign in first")
         if request.method != "GET" and by_cookie and not secrets.compare_digest(
-                request.headers.get("X-CSRF-Token", ""), staff.csrf_token):
+                request.headers.get("X-CSRF-Token", "").encode("utf-8", "replace"),
+                staff.csrf_token.encode()):
             return _error(403, "csrf", "X-CSRF-Token is missing or wrong")
         try:
             body = await handler(request, request.app[HOTLINE_KEY], staff,
@@ -281,6 +303,13 @@ async def call_view(request: web.Request, hotline: Hotline, staff: StaffIdentity
                     task_id: str) -> dict[str, Any]:
     """`GET /ivr/calls/{task}`: the call's conference and any transfer in progress."""
     return await hotline.transfers.view(task_id, staff.agent_id)
+
+
+async def transfer_targets(request: web.Request, hotline: Hotline, staff: StaffIdentity,
+                           task_id: str) -> dict[str, Any]:
+    """`GET /ivr/calls/{task}/targets`: the officers the officer on the call can consult
+    now (available, holding nothing), for the console's transfer form."""
+    return await hotline.transfers.targets(task_id, staff.agent_id)
 
 
 async def transfer_start(request: web.Request, hotline: Hotline, staff: StaffIdentity,
@@ -304,6 +333,80 @@ async def transfer_cancel(request: web.Request, hotline: Hotline, staff: StaffId
                           task_id: str) -> dict[str, Any]:
     """`POST /ivr/calls/{task}/transfer/cancel`: let the consulted party go, unhold."""
     return await hotline.transfers.cancel(task_id, staff.agent_id)
+
+
+# -- where an officer's calls ring ----------------------------------------------------------
+
+
+async def _phone_owner(request: web.Request
+                       ) -> tuple[StaffIdentity | None, str, web.Response | None]:
+    """The signed-in staff member and the agent whose phone is asked about (`me`, or
+    anyone for an admin); an error response otherwise."""
+    staff, by_cookie = await signed_in(request)
+    if staff is None:
+        return None, "", _error(401, "unauthenticated", "sign in first")
+    if request.method != "GET" and by_cookie and not secrets.compare_digest(
+            request.headers.get("X-CSRF-Token", "").encode("utf-8", "replace"),
+            staff.csrf_token.encode()):
+        return staff, "", _error(403, "csrf", "X-CSRF-Token is missing or wrong")
+    agent_id = request.match_info["agent_id"]
+    if agent_id == "me":
+        agent_id = staff.agent_id
+    if agent_id != staff.agent_id and not staff.has_role("admin"):
+        return staff, "", _error(403, "forbidden", "only an admin can change another "
+                                                   "officer's phone")
+    return staff, agent_id, None
+
+
+def _phone_view(agent: AgentRecord) -> dict[str, Any]:
+    return {"agent_id": agent.id, "device": agent.voice_device or "browser",
+            "number": agent.phone_number}
+
+
+async def agent_phone_view(request: web.Request) -> web.Response:
+    """`GET /ivr/agents/{agent}/phone` (`me`, or anyone for an admin): where the
+    officer's calls ring."""
+    _, agent_id, error = await _phone_owner(request)
+    if error is not None:
+        return error
+    try:
+        agent = await request.app[HOTLINE_KEY].center.agent_record(agent_id)
+    except NotFound:
+        return _error(404, "unknown_agent", f"no agent {agent_id}")
+    return web.json_response(_phone_view(agent), headers={"Cache-Control": "no-store"})
+
+
+async def agent_phone_update(request: web.Request) -> web.Response:
+    """`PUT /ivr/agents/{agent}/phone` `{"device": "browser"|"phone", "number": …}`:
+    take calls in the console's browser phone, or on one's own phone (a Thai or E.164
+    number; `"number": ""` forgets it)."""
+    staff, agent_id, error = await _phone_owner(request)
+    if error is not None or staff is None:
+        return error or _error(401, "unauthenticated", "sign in first")
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "malformed_json", "the body is not JSON")
+    if not isinstance(body, dict) or set(body) - {"device", "number"} or body.get(
+            "device") not in ("browser", "phone") or not isinstance(
+            body.get("number", ""), str | None) or len(body.get("number") or "") > 30:
+        return _error(422, "invalid", 'send {"device": "browser" or "phone", "number": '
+                                      '"…"}')
+    center = request.app[HOTLINE_KEY].center
+    try:
+        agent = await center.set_agent_phone(agent_id, device=body["device"],
+                                             number=body.get("number"))
+    except NotFound:
+        return _error(404, "unknown_agent", f"no agent {agent_id}")
+    except InvalidIdentity:
+        return _error(422, "invalid_number", "not a phone number")
+    except Conflict as exc:
+        return _error(422, "invalid", str(exc))
+    role = "admin" if staff.has_role("admin") else "agent"
+    await center.audit(Actor(staff.agent_id, role), "update", "agent", agent.id, None,
+                       reason="where the officer's calls ring",
+                       data={"device": body["device"]})
+    return web.json_response(_phone_view(agent), headers={"Cache-Control": "no-store"})
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

@@ -70,7 +70,8 @@ def build_app(
     """
     rsettings = routing_settings or routing.load_settings(settings.config_dir)
     app = web.Application(
-        middlewares=[request_context, errors_as_json, security_headers, webhook_limits],
+        # security_headers outside errors_as_json: domain errors turned into 4xx get them too.
+        middlewares=[request_context, security_headers, errors_as_json, webhook_limits],
         client_max_size=1024 * 1024,
     )
     app[SETTINGS_KEY] = settings
@@ -115,7 +116,7 @@ def build_app(
                              rasa_token=settings.rasa_token, http_port=settings.http_port,
                              knowledge=kb)
         _wire_channels(app, center, settings)
-        console.setup(app, center)
+        console.setup(app, center, data_dir=settings.data_dir, config_dir=settings.config_dir)
 
         def sockets() -> dict[str, int]:
             return {"chat": app[webchat.WEBCHAT_KEY].open_sockets(),

@@ -5,6 +5,7 @@ This package imports no other room. Adapters and screens use only what is export
 here (checked by the import contract in tests/test_architecture.py).
 """
 
+from routing.aio import cancelling, stop_task
 from routing.center import SYSTEM, Actor, ContactCenter, wait_or_timeout
 from routing.cluster import RedisCluster, RouterReplica, register_event
 from routing.config import ConfigError, ConfigSource, Settings, load_settings
@@ -161,6 +162,7 @@ __all__ = [
     "TypingChanged",
     "UTCDateTime",
     "Unavailable",
+    "cancelling",
     "create_database",
     "detect_language",
     "hash_password",
@@ -171,6 +173,7 @@ __all__ = [
     "normalise",
     "queue_views",
     "register_event",
+    "stop_task",
     "task_view",
     "wait_or_timeout",
 ]

@@ -20,8 +20,10 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from routing import citizens
+from routing.aio import cancelling, stop_task
 from routing.cluster import RedisCluster, RouterReplica, encode_event, router_state
 from routing.config import Settings
 from routing.domain import (
@@ -160,6 +162,7 @@ class ContactCenter:
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._started = False
+        self._stopping = False
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -282,14 +285,16 @@ class ContactCenter:
 
     async def stop(self) -> None:
         """Stop the timers, wait for work in flight and (in a cluster) hand the lease on."""
+        self._stopping = True
         if self._flush_later is not None:
             self._flush_later.cancel()
-        if self._timer:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        self._wake.set()
+        await stop_task(self._timer, "router timers")
         if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+            _, pending = await asyncio.wait(set(self._background), timeout=30)
+            if pending:
+                log.warning("background work still running after 30 s; left behind",
+                            extra={"tasks": sorted(t.get_name() for t in pending)})
         if self.cluster is not None:
             await self.cluster.stop()
 
@@ -309,18 +314,32 @@ class ContactCenter:
         """
         hints = tuple(normalise_hint(h) for h in inbound.identity_hints)
         inbound_now = inbound.received_at or self.clock.now()
-        result, created = await self._retrying(
-            lambda s: self._store_inbound(s, inbound, hints, inbound_now)
-        )
-        if not result.duplicate:
+        attempts = 0
+
+        def store(s: AsyncSession) -> Awaitable[tuple[IngestResult,
+                                                     ConversationChanged | None,
+                                                     tuple[Message, Conversation, bool] | None]]:
+            # The first attempt relies on the unique (channel, provider id) key to catch a
+            # redelivery (its INSERT fails and the work is retried); a retry looks first.
+            nonlocal attempts
+            attempts += 1
+            return self._store_inbound(s, inbound, hints, inbound_now,
+                                       look_first=attempts > 1)
+
+        result, created, stored = await self._retrying(store)
+        if stored is not None:
+            message, conv, open_task = stored
             await self.bus.publish(
                 MessageStored(result.message_id, result.conversation_id, result.case_id,
                               result.citizen_id, str(inbound.channel), str(Direction.INBOUND),
-                              str(inbound.author), result.sequence, inbound.body)
+                              str(inbound.author), result.sequence, inbound.body,
+                              created_at=message.created_at,
+                              provider_message_id=message.provider_message_id,
+                              extra=dict(message.extra or {}))
             )
             if created is not None:
                 await self.bus.publish(created)
-            self._spawn(self._after_inbound(result.conversation_id, inbound), "after-inbound")
+            self._spawn(self._after_inbound(conv, inbound, open_task), "after-inbound")
         return result
 
     async def load_state(self, name: str) -> dict[str, Any] | None:
@@ -359,18 +378,25 @@ class ContactCenter:
             return False
 
     async def _store_inbound(
-        self, s: AsyncSession, inbound: InboundMessage, hints: Sequence[Any], now: datetime
-    ) -> tuple[IngestResult, ConversationChanged | None]:
+        self, s: AsyncSession, inbound: InboundMessage, hints: Sequence[Any], now: datetime,
+        *, look_first: bool = True,
+    ) -> tuple[IngestResult, ConversationChanged | None,
+               tuple[Message, Conversation, bool] | None]:
+        """Store one inbound message (the caller's transaction). Returns the result, the
+        conversation's change (opened or reopened) and, unless the message was a
+        redelivery, the stored message, its conversation and whether the conversation has
+        an unfinished task (read here only when `_after_inbound` needs it: a queued
+        conversation), so that nothing is read again after the commit."""
         channel = str(inbound.channel)
         existing = await s.scalar(
             select(Message).where(Message.channel == channel,
                                   Message.provider_message_id == inbound.message_id)
-        )
+        ) if look_first else None
         if existing is not None:
             known = await s.get_one(Conversation, existing.conversation_id)
             known_case = await s.get_one(Case, known.case_id)
             return IngestResult(existing.id, known.id, known.citizen_id, known_case.id,
-                                known_case.number, True, False, existing.seq), None
+                                known_case.number, True, False, existing.seq), None, None
         conv = await s.scalar(
             select(Conversation).where(Conversation.channel == channel,
                                        Conversation.provider_key == inbound.conversation_key)
@@ -426,8 +452,15 @@ class ContactCenter:
         if case.status == CaseStatus.PENDING_CITIZEN:
             case.status, case.updated_at = str(CaseStatus.OPEN), now
             self._sla_status_changed(case, CaseStatus.PENDING_CITIZEN, now)
-        return IngestResult(message.id, conv.id, conv.citizen_id, case.id, case.number, False,
-                            new_conversation, seq), created
+        open_task = False
+        if conv.status == ConversationStatus.QUEUED and not new_conversation and (
+                inbound.author is Author.CITIZEN):
+            open_task = await s.scalar(select(Task.id).where(
+                Task.conversation_id == conv.id,
+                Task.status.in_([str(x) for x in TaskStatus if not x.is_final])).limit(1)
+            ) is not None
+        return (IngestResult(message.id, conv.id, conv.citizen_id, case.id, case.number, False,
+                             new_conversation, seq), created, (message, conv, open_task))
 
     async def _open_case(
         self, s: AsyncSession, citizen_id: str, now: datetime, language: str,
@@ -488,16 +521,21 @@ class ContactCenter:
         entry = self.settings.channel(channel).entry
         return ConversationStatus.BOT if entry in ("bot", "ivr") else ConversationStatus.QUEUED
 
-    async def _after_inbound(self, conversation_id: str, inbound: InboundMessage) -> None:
-        """What happens once a message is safe: the bot answers, or people take over."""
-        conv = await self.conversation(conversation_id)
+    async def _after_inbound(self, conv: Conversation, inbound: InboundMessage,
+                             open_task: bool) -> None:
+        """What happens once a message is safe: the bot answers, or people take over.
+
+        `conv` is the conversation as the message's transaction left it and `open_task`
+        whether it had an unfinished task then (no second read: a task finished in
+        between is caught by the sweep's unanswered conversations, a task created in
+        between by `hand_to_people`, which keeps one open task per conversation)."""
         entry = self.settings.channel(inbound.channel).entry
         if inbound.author is not Author.CITIZEN or entry == "ivr":
             return
         if conv.status == ConversationStatus.BOT:
             await self._ask_bot(conv, inbound)
-        elif conv.status == ConversationStatus.QUEUED and not await self._has_open_task(conv.id):
-            await self.hand_to_people(conversation_id, reason="channel_entry",
+        elif conv.status == ConversationStatus.QUEUED and not open_task:
+            await self.hand_to_people(conv.id, reason="channel_entry",
                                       context={"queue": inbound.queue_hint})
 
     async def _ask_bot(self, conv: Conversation, inbound: InboundMessage) -> None:
@@ -655,6 +693,25 @@ class ContactCenter:
         await self._route("requeue", task_id=task_id, queue_id=queue_id,
                           to_agent_id=to_agent_id)
 
+    async def requeue_task(self, task_id: str, reason: str) -> None:
+        """Put a task its agent could not take after all (e.g. they did not answer the
+        call they accepted) back in its own queue, keeping its place in time. Unlike
+        `transfer_task` this is no transfer: the case's transfer count (and so its
+        one-stop resolution) is unchanged; the timeline records the reason."""
+        view = self.router.task(task_id)
+        if view.status is not TaskStatus.ASSIGNED or not view.agent_id:
+            raise Conflict(f"task {task_id} is {view.status}, not assigned")
+        task = await self.task(task_id)
+        now = self.clock.now()
+
+        async def note(s: AsyncSession) -> None:
+            self._timeline(s, "task_requeued", now, task.citizen_id, task.case_id,
+                           task.conversation_id, task.id, actor_id=view.agent_id,
+                           data={"reason": reason[:60]})
+
+        await self._retrying(note)
+        await self._route("requeue", task_id=task_id, queue_id=view.queue, to_agent_id=None)
+
     async def return_to_bot(self, conversation_id: str, actor: Actor) -> None:
         """An agent hands the conversation back to the bot: their task is finished (no
         wrap-up), the bot answers the citizen's next message."""
@@ -719,11 +776,49 @@ class ContactCenter:
 
         With `deliver_now=False` the message is only queued: the delivery loop sends it
         within a second (for callers that must not wait on the provider)."""
+        message = await self.send(
+            conversation_id, body, author=author, author_id=author_id,
+            author_name=author_name, internal=internal, extra=extra, subject=subject,
+            deliver_now=deliver_now, attachments=attachments)
+        return message.id
+
+    async def send(
+        self,
+        conversation_id: str,
+        body: str,
+        *,
+        author: Author,
+        author_id: str | None = None,
+        author_name: str | None = None,
+        internal: bool = False,
+        extra: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        deliver_now: bool = True,
+        attachments: Sequence[Attachment] = (),
+    ) -> Message:
+        """`send_message`, returning the stored message (its `delivery` as it stands when
+        the first attempt is over) instead of its id. `NotFound` for an unknown
+        conversation.
+
+        On a channel whose adapter delivers locally (`local_delivery = True`: its
+        `deliver` only hands the message to this node's own sockets and cannot fail; the
+        store stays the truth and a citizen who reconnects reads it from there), the
+        message is stored as sent, with its outbox entry, in one transaction, and the
+        adapter is called once, without claiming the entry first; its metadata then has
+        no `in_reply_to`."""
         now = self.clock.now()
+        channel_adapter: ChannelAdapter | None = None
 
         async def store(s: AsyncSession) -> tuple[Message, Conversation, Case]:
-            conv = await s.get_one(Conversation, conversation_id)
+            nonlocal channel_adapter
+            conv = await s.get(Conversation, conversation_id)
+            if conv is None:
+                raise NotFound("conversation", conversation_id)
             case = await s.get_one(Case, conv.case_id)
+            adapter = self.adapters.get(Channel(conv.channel)) if not internal and (
+                deliver_now) else None
+            local = adapter is not None and getattr(adapter, "local_delivery", False) is True
+            channel_adapter = adapter if local else None
             seq = conv.message_count + 1
             conv.message_count = seq
             message = Message(
@@ -732,10 +827,15 @@ class ContactCenter:
                 author_name=author_name, body=body, subject=subject, internal=internal,
                 attachments=[_attachment(a) for a in attachments], extra=dict(extra or {}),
                 created_at=now,
-                delivery="internal" if internal else "pending",
+                delivery="internal" if internal else "sent" if local else "pending",
             )
             s.add(message)
-            if not internal:
+            if local:
+                s.add(OutboxEntry(id=new_id(), message_id=message.id, conversation_id=conv.id,
+                                  channel=conv.channel, status="sent", attempts=1,
+                                  next_attempt_at=now, created_at=now, sent_at=now,
+                                  provider_message_id=message.id))
+            elif not internal:
                 s.add(OutboxEntry(id=new_id(), message_id=message.id, conversation_id=conv.id,
                                   channel=conv.channel, status="pending", attempts=0,
                                   # The first attempt is made right away below; the timer
@@ -752,57 +852,60 @@ class ContactCenter:
         message, conv, case = await self._retrying(store)
         await self.bus.publish(MessageStored(message.id, conv.id, case.id, conv.citizen_id,
                                              conv.channel, str(Direction.OUTBOUND), str(author),
-                                             message.seq, body, author_name, internal))
-        if not internal and deliver_now:
-            await self._deliver(message.id)
+                                             message.seq, body, author_name, internal,
+                                             created_at=message.created_at,
+                                             extra=dict(message.extra or {})))
+        if channel_adapter is not None:
+            await self._deliver_locally(channel_adapter, message, conv, case)
+        elif not internal and deliver_now:
+            outcome = await self._deliver(message.id)
+            if outcome is not None:
+                message.delivery = outcome
         elif not internal:
             self._wake.set()
-        return message.id
+        return message
 
-    async def _deliver(self, message_id: str, *, first: bool = True) -> None:
+    async def _deliver_locally(self, adapter: ChannelAdapter, message: Message,
+                               conv: Conversation, case: Case) -> None:
+        """Hand a message stored as sent to an adapter that delivers on this node."""
+        try:
+            await adapter.deliver(_outbound(message, conv, case.number, []))
+        except Exception:  # stored and marked sent: the citizen reads it on reconnecting
+            log.exception("local adapter %s failed", conv.channel)
+
+    async def _deliver(self, message_id: str, *, first: bool = True) -> str | None:
+        """One delivery attempt; the message's delivery state after it ("sent", "pending"
+        for a retry, "failed"), or None when no attempt was made."""
         channels = [str(c) for c in self.adapters]
         if not channels:
-            return  # delivered when the adapter registers or the citizen reconnects
+            return None  # delivered when the adapter registers or the citizen reconnects
         now = self.clock.now()
         # One transaction claims the entry (only on a channel with an adapter: the others
         # wait for theirs) and reads everything the adapter needs; a second one, after
         # the provider answered, records the outcome.
         claimed = await self._retrying(lambda s: _claim(s, message_id, now, first, channels))
         if claimed is None:
-            return  # sent, no adapter, or another attempt (timer, other node) holds it
+            return None  # sent, no adapter, or another attempt (timer, other node) holds it
         entry_id, attempts, message, conv, case_number, inbound_ids = claimed
         adapter = self.adapters.get(Channel(conv.channel))
         if adapter is None:
-            return  # delivered when the adapter registers or the citizen reconnects
-        outbound = OutboundMessage(
-            message_id=message.id, conversation_id=conv.id, channel=Channel(conv.channel),
-            conversation_key=conv.provider_key, body=message.body, author=Author(message.author),
-            author_name=message.author_name, sequence=message.seq,
-            attachments=tuple(Attachment(a["filename"], a["content_type"], int(a["size"]), a["ref"])
-                              for a in message.attachments or []),
-            metadata={**(message.extra or {}), "subject": message.subject or conv.subject,
-                      "language": conv.language, "case_number": case_number,
-                      "conversation": dict(conv.attributes or {}),
-                      # The provider ids of the citizen's messages, newest first: what a
-                      # reply answers (email threading headers, for instance).
-                      "in_reply_to": list(inbound_ids)},
-        )
+            return None  # delivered when the adapter registers or the citizen reconnects
+        outbound = _outbound(message, conv, case_number, inbound_ids)
         now = self.clock.now()
         try:
             provider_id = await adapter.deliver(outbound)
         except DeliveryError as exc:
-            await self._delivery_failed(entry_id, attempts, message, str(exc), exc.permanent,
-                                        now)
-            return
+            return await self._delivery_failed(entry_id, attempts, message, str(exc),
+                                               exc.permanent, now)
         except Exception as exc:  # an adapter bug must not lose the message: retry it
             log.exception("adapter %s failed", conv.channel)
-            await self._delivery_failed(entry_id, attempts, message, type(exc).__name__, False,
-                                        now)
-            return
+            return await self._delivery_failed(entry_id, attempts, message, type(exc).__name__,
+                                               False, now)
         await self._retrying(lambda s: _mark_sent(s, entry_id, message.id, provider_id, now))
+        return "sent"
 
     async def _delivery_failed(self, entry_id: str, attempts_before: int, message: Message,
-                               error: str, permanent: bool, now: datetime) -> None:
+                               error: str, permanent: bool, now: datetime) -> str:
         attempts = attempts_before + 1
         final = permanent or attempts > len(DELIVERY_BACKOFF)
         delay = DELIVERY_BACKOFF[min(attempts - 1, len(DELIVERY_BACKOFF) - 1)]
@@ -826,6 +929,7 @@ class ContactCenter:
         await self.bus.publish(DeliveryFailed(message.id, message.conversation_id,
                                               message.channel, error, attempts, final))
         self._wake.set()
+        return "failed" if final else "pending"
 
     async def _deliver_pending(self) -> None:
         """Deliver every outbox entry that is due (after a restart, or a retry delay)."""
@@ -894,6 +998,30 @@ class ContactCenter:
             await self.bus.publish(CaseChanged(case.id, case.number, case.citizen_id,
                                                case.status, done))
         return case
+
+    async def set_agent_phone(self, agent_id: str, *, device: str,
+                              number: str | None = None) -> Agent:
+        """Where the agent's calls ring: "browser" (the console's phone) or "phone" (their
+        own number, given now or before; `Conflict` without one). A number given is kept
+        either way (`""` forgets it), normalised to E.164 (`InvalidIdentity` when it is
+        not a phone number)."""
+        if device not in ("browser", "phone"):
+            raise Conflict(f"device must be browser or phone, not {device!r}")
+        if number:
+            number = normalise_hint(IdentityHint(IdentityKind.PHONE, number)).value
+
+        async def store(s: AsyncSession) -> Agent:
+            agent = await s.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound("agent", agent_id)
+            if number is not None:
+                agent.phone_number = number or None
+            if device == "phone" and not agent.phone_number:
+                raise Conflict("a phone number is needed to take calls on a phone")
+            agent.voice_device = device
+            return agent
+
+        return await self._retrying(store)
 
     async def upsert_agent(
         self, *, username: str, display_name: str, password_hash: str, roles: Sequence[str],
@@ -1384,12 +1512,6 @@ class ContactCenter:
             return None, None
         return self.router.queue_position(task_id), self.router.estimated_wait(task_id)
 
-    async def _has_open_task(self, conversation_id: str) -> bool:
-        async with self.db.sessions() as s:
-            return (await s.scalar(select(func.count()).select_from(Task).where(
-                Task.conversation_id == conversation_id,
-                Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))) != 0
-
     # -- internals ----------------------------------------------------------------------
 
     async def _route(self, op: str, **args: Any) -> None:
@@ -1527,7 +1649,7 @@ class ContactCenter:
 
     async def _run_timers(self) -> None:
         next_retry = next_sweep = next_beat = 0.0
-        while True:
+        while not self._stopping:
             deadline = self._router.next_deadline() if self._leading else None
             now = self.clock.now().timestamp()
             timeout = 1.0 if deadline is None else max(0.0, min(1.0, deadline - now))
@@ -1550,6 +1672,8 @@ class ContactCenter:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if cancelling():  # a library turned our cancellation into its own error
+                    raise asyncio.CancelledError from None
                 log.exception("router timer failed")
                 await asyncio.sleep(1.0)
 
@@ -1579,27 +1703,38 @@ class ContactCenter:
             await self.hand_to_people(conversation_id, reason="unanswered")
 
     async def _unanswered(self) -> list[str]:
-        """Conversations whose citizen wrote last, over a minute ago, and that nobody is
-        taking up: the node that stored the message died before the bot answered or the
-        hand-off was made. Acknowledged means answered, eventually."""
-        stale = self.clock.now() - timedelta(seconds=60)
+        """Conversations whose citizen's latest message, over a minute old, has had no answer
+        from the bot or a person, and that nobody is taking up: the node that stored the
+        message died before the bot answered or the hand-off was made (system notices such
+        as "the assistant is unavailable" are not answers). Acknowledged means answered,
+        eventually. Looks back one day."""
+        now = self.clock.now()
+        stale = now - timedelta(seconds=60)
         channels = [str(c) for c in self.settings.channels
                     if self.settings.channel(c).entry != "ivr"]
         open_task = select(Task.id).where(
             Task.conversation_id == Conversation.id,
             Task.status.in_([str(x) for x in TaskStatus if not x.is_final]))
+        last = aliased(Message)
+        last_citizen_seq = select(func.max(Message.seq)).where(
+            Message.conversation_id == Conversation.id,
+            Message.direction == str(Direction.INBOUND),
+            Message.author == str(Author.CITIZEN)).correlate(Conversation).scalar_subquery()
+        answered = select(Message.id).where(
+            Message.conversation_id == Conversation.id, Message.seq > last.seq,
+            Message.author.in_([str(Author.BOT), str(Author.AGENT)]))
         async with self.db.sessions() as s:
             return list((await s.scalars(
                 select(Conversation.id)
-                .join(Message, (Message.conversation_id == Conversation.id)
-                      & (Message.seq == Conversation.message_count))
+                .join(last, (last.conversation_id == Conversation.id)
+                      & (last.seq == last_citizen_seq))
                 .where(Conversation.status.in_([str(ConversationStatus.BOT),
                                                 str(ConversationStatus.QUEUED)]),
                        Conversation.channel.in_(channels),
-                       Message.direction == str(Direction.INBOUND),
-                       Message.author == str(Author.CITIZEN),
-                       Message.created_at < stale,
-                       ~open_task.exists())
+                       Conversation.last_message_at > now - timedelta(days=1),
+                       last.created_at < stale,
+                       ~open_task.exists(),
+                       ~answered.exists())
                 .limit(100))).all())
 
 
@@ -1706,6 +1841,23 @@ def _profile(agent: Agent) -> AgentProfile:
         agent.id, dict(agent.skills or {}), list(agent.languages or []), capacity,
         {"department": agent.department, "username": agent.username,
          "roles": list(agent.roles or [])},
+    )
+
+
+def _outbound(message: Message, conv: Conversation, case_number: str | None,
+              inbound_ids: Sequence[str | None]) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=message.id, conversation_id=conv.id, channel=Channel(conv.channel),
+        conversation_key=conv.provider_key, body=message.body, author=Author(message.author),
+        author_name=message.author_name, sequence=message.seq,
+        attachments=tuple(Attachment(a["filename"], a["content_type"], int(a["size"]), a["ref"])
+                          for a in message.attachments or []),
+        metadata={**(message.extra or {}), "subject": message.subject or conv.subject,
+                  "language": conv.language, "case_number": case_number,
+                  "conversation": dict(conv.attributes or {}),
+                  # The provider ids of the citizen's messages, newest first: what a
+                  # reply answers (email threading headers, for instance).
+                  "in_reply_to": list(inbound_ids)},
     )
 
 

@@ -48,6 +48,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from routing import errors
+from routing.aio import cancelling, stop_task
 from routing.config import Settings
 from routing.domain import Channel, Presence, TaskStatus
 from routing.errors import NotFound, Unavailable
@@ -316,6 +317,7 @@ class RedisCluster:
         self._tasks: list[asyncio.Task[Any]] = []
         self._consumer: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._closing = False
 
     # -- keys -------------------------------------------------------------------------
 
@@ -354,11 +356,9 @@ class RedisCluster:
 
     async def stop(self) -> None:
         """Leave: hand the lease back at once so another node need not wait it out."""
+        self._closing = True
         for task in [*self._tasks, *([self._consumer] if self._consumer else [])]:
-            task.cancel()
-        for task in [*self._tasks, *([self._consumer] if self._consumer else [])]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task, f"cluster task {task.get_name()}")
         if self._leading:
             with contextlib.suppress(RedisError, OSError):
                 await self.redis.eval(_RELEASE, 1, self._lease_key, self.node_id)
@@ -376,7 +376,7 @@ class RedisCluster:
 
     async def _keep_lease(self) -> None:
         every = self.lease_seconds / 5
-        while True:
+        while not self._closing:
             await asyncio.sleep(every)
             try:
                 await self._campaign()
@@ -387,6 +387,8 @@ class RedisCluster:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if cancelling():  # a library turned our cancellation into its own error
+                    raise asyncio.CancelledError from None
                 log.exception("cluster: lease loop failed")
 
     async def _campaign(self) -> None:
@@ -453,7 +455,7 @@ class RedisCluster:
 
     async def _serve_commands(self) -> None:
         assert self._member is not None
-        while self._leading:
+        while self._leading and not self._closing:
             try:
                 item = await self.redis.blpop([self._commands_key], timeout=1)
             except (RedisError, OSError):
@@ -503,7 +505,7 @@ class RedisCluster:
                 "error": type(exc).__name__})
 
     async def _listen(self) -> None:
-        while True:
+        while not self._closing:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.bus.channel, self._reply_channel(self.node_id))
@@ -511,7 +513,7 @@ class RedisCluster:
                 stored = await self.redis.get(self._state_key)
                 if stored:
                     await self._on_message(stored, catch_up=True)
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True,
                                                        timeout=1.0)
                     if message is not None and message["type"] == "message":

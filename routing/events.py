@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from routing.router import RouterEvent
@@ -37,6 +38,12 @@ class MessageStored(DomainEvent):
     body: str
     author_name: str | None = None
     internal: bool = False
+    #: The rest of the stored row, so that a subscriber can show the message without
+    #: reading it back (the chat widget's frame): when it was stored, the provider's id of
+    #: an inbound message, the message's `extra`. None only from older publishers.
+    created_at: datetime | None = None
+    provider_message_id: str | None = None
+    extra: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,10 @@
   let offers = [];
   let clockSkew = 0; // server time − browser time, in seconds
   let active = null;
+  let partner = null; // the second pane shown in the side-by-side layout
+  let colleagues = [];
+  const SPLIT_KEY = "onestop.split";
+  let split = localStorage.getItem(SPLIT_KEY) === "on";
 
   const $ = (id) => document.getElementById(id);
   const announce = (text) => { $("announcer").textContent = ""; setTimeout(() => { $("announcer").textContent = text; }, 50); };
@@ -40,7 +44,17 @@
     offers = desk.items.filter((i) => i.task.status === "reserved");
     renderOffers(before);
     const working = desk.items.filter((i) => i.task.status === "assigned" || i.task.status === "wrapping");
-    for (const item of working) if (!panes.has(item.task.id)) openPane(item);
+    for (const item of working) {
+      if (!panes.has(item.task.id)) openPane(item);
+      else {
+        // Keep the pane's item (other scripts hold it, e.g. after filing under another
+        // case); take only what the router changes: the status and the wrap-up deadline.
+        const known = panes.get(item.task.id).item;
+        known.task.status = item.task.status;
+        known.wrap_ends_at = item.wrap_ends_at;
+      }
+      showWork(panes.get(item.task.id));
+    }
     for (const id of [...panes.keys()]) if (!working.some((i) => i.task.id === id)) closePane(id);
     $("conv-none").hidden = panes.size > 0;
     if (!active && panes.size) select([...panes.keys()][0]);
@@ -74,6 +88,12 @@
       node.textContent = t("offer.expires", { s: left });
       node.classList.toggle("urgent", left <= 10);
     }
+    for (const state of panes.values()) {
+      if (!state.wrapping) continue;
+      const timer = state.node.querySelector(".acw-timer");
+      const ends = parseFloat(timer.dataset.ends);
+      timer.textContent = ends ? t("acw.left", { time: clock(ends - now) }) : t("acw.elapsed", { time: clock(now - state.wrappingSince) });
+    }
   }
   setInterval(tick, 1000); // a local clock for the countdown, not a poll
 
@@ -99,17 +119,19 @@
     // Unique ids so every label names its control.
     const pairs = [["reply-label", "reply"], ["canned-label", "canned"], ["l-category", "category"], ["l-priority", "priority"],
       ["l-status", "status"], ["l-resolution", "resolution"], ["l-queue", "queue"], ["l-note", "note"], ["l-wrap", "wrap"],
-      ["l-department", "department"], ["l-question", "question"]];
+      ["l-department", "department"], ["l-question", "question"], ["l-agent", "agent"]];
     for (const [label, control] of pairs) {
       const input = node.querySelector("." + control);
       input.id = control + "-" + id;
       node.querySelector("." + label).setAttribute("for", input.id);
     }
+    const label = [task.channel, item.case_number, item.citizen_name].filter(Boolean).join(" · ");
     const tab = el("button", { type: "button", role: "tab", id: "tab-" + id, "aria-controls": node.id, "aria-selected": "false", tabindex: "-1",
-      onclick: () => select(id, true), text: [task.channel, item.case_number, item.citizen_name].filter(Boolean).join(" · ") });
+      onclick: () => select(id, true), text: label });
+    node.querySelector(".pane-title").textContent = label;
     $("tabs").append(tab);
     $("panes").append(node);
-    const state = { item, node, tab, conversation: null, case: null, seqs: new Set() };
+    const state = { item, node, tab, label, conversation: null, case: null, seqs: new Set(), wrapping: false };
     panes.set(id, state);
     fill(state);
     wire(state);
@@ -121,19 +143,42 @@
     state.node.remove();
     state.tab.remove();
     panes.delete(id);
-    if (active === id) { active = null; if (panes.size) select([...panes.keys()][0]); }
+    if (partner === id) partner = null;
+    if (active === id) { active = partner; partner = null; }
+    if (!active && panes.size) active = [...panes.keys()][0];
+    if (active) select(active);
   }
 
+  // One pane at a time, or two side by side: the one chosen last and the one before it.
   function select(id, focus) {
+    if (split && id !== active) partner = active;
     active = id;
+    if (!split || partner === active || !panes.has(partner)) {
+      partner = split ? [...panes.keys()].find((k) => k !== active) || null : null;
+    }
     for (const [key, state] of panes) {
-      const on = key === id;
+      const on = key === active || key === partner;
       state.node.hidden = !on;
       state.tab.setAttribute("aria-selected", on ? "true" : "false");
-      state.tab.tabIndex = on ? 0 : -1;
+      state.tab.tabIndex = key === active ? 0 : -1;
+      state.node.classList.toggle("current", key === active && split);
     }
     if (focus) panes.get(id).tab.focus();
   }
+
+  function setSplit(on, quiet) {
+    split = on;
+    localStorage.setItem(SPLIT_KEY, on ? "on" : "off");
+    const button = $("split-toggle");
+    button.setAttribute("aria-pressed", on ? "true" : "false");
+    $("panes").classList.toggle("split", on);
+    $("tabs").setAttribute("aria-multiselectable", on ? "true" : "false");
+    partner = null;
+    if (active) select(active);
+    if (!quiet) announce(t(on ? "split.on" : "split.off"));
+  }
+  $("split-toggle").addEventListener("click", () => setSplit(!split));
+  if (split) setSplit(true, true);
 
   $("tabs").addEventListener("keydown", (e) => {
     if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
@@ -150,6 +195,45 @@
     q(".status").replaceChildren(...config.statuses.map((s) => el("option", { value: s, text: t("status." + s) })));
     q(".queue").replaceChildren(...config.queues.map((x) => el("option", { value: x.id, text: name(x) })));
     q(".wrap").replaceChildren(...config.wrap_codes.map((w) => el("option", { value: w.code, text: name(w.name) })));
+    fillColleagues(state);
+  }
+
+  // -- transfer to a named colleague (signed in, serving the chosen queue) ----------------
+  async function loadColleagues() {
+    try { colleagues = (await api("GET", "/colleagues")).filter((c) => c.id !== config.me.agent_id); } catch (err) { colleagues = []; }
+    for (const state of panes.values()) fillColleagues(state);
+  }
+
+  function fillColleagues(state) {
+    const select = state.node.querySelector(".agent");
+    const chosen = select.value;
+    select.replaceChildren(el("option", { value: "", text: t("transfer.anyone") }),
+      ...colleagues.map((c) => el("option", { value: c.id, text: c.display_name + " · " + t("activity." + c.activity) })));
+    if (colleagues.some((c) => c.id === chosen)) select.value = chosen;
+  }
+
+  // -- after-contact work: a visible timer and a Finish button ----------------------------
+  function showWork(state) {
+    const wrapping = state.item.task.status === "wrapping";
+    const q = (sel) => state.node.querySelector(sel);
+    q(".acw").hidden = !wrapping;
+    q(".transfer-card").hidden = wrapping;
+    q(".wrap-card").hidden = wrapping;
+    state.node.classList.toggle("wrapping", wrapping);
+    state.tab.textContent = state.label + (wrapping ? " · " + t("acw.short") : "");
+    q(".acw-timer").dataset.ends = state.item.wrap_ends_at || "";
+    if (wrapping && !state.wrapping) {
+      state.wrappingSince = Date.now() / 1000 + clockSkew;
+      announce(t("acw.started"));
+      q(".acw-finish").focus();
+    }
+    state.wrapping = wrapping;
+    tick();
+  }
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
 
   async function loadConversation(state) {
@@ -292,19 +376,33 @@
         await loadConsultations(state);
       } catch (err) { q(".consult-status").textContent = t("error") + ": " + err.message; }
     });
+    q(".agent").addEventListener("focus", () => loadColleagues());
+    q(".agent").addEventListener("change", () => {
+      // A named colleague: keep the queue if they serve it, else pick one of theirs.
+      const who = colleagues.find((c) => c.id === q(".agent").value);
+      if (who && who.queues.length && !who.queues.includes(q(".queue").value)) q(".queue").value = who.queues[0];
+    });
     q(".transfer-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
-        await api("POST", "/tasks/" + task.id + "/transfer", { queue_id: q(".queue").value, note: q(".note").value.trim() || null });
+        await api("POST", "/tasks/" + task.id + "/transfer", { queue_id: q(".queue").value, agent_id: q(".agent").value || null, note: q(".note").value.trim() || null });
+        q(".transfer-status").textContent = t("transfer.done");
         await loadDesk();
-      } catch (err) { announce(t("error") + ": " + err.message); }
+      } catch (err) { q(".transfer-status").textContent = t("error") + ": " + err.message; }
     });
     q(".wrap-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       try {
-        await api("POST", "/tasks/" + task.id + "/complete", { wrap_code: q(".wrap").value, wrap_up: false });
+        // Resolving starts after-contact work when the channel has a wrap-up time.
+        await api("POST", "/tasks/" + task.id + "/complete", { wrap_code: q(".wrap").value, wrap_up: true });
         await loadDesk();
       } catch (err) { announce(t("error") + ": " + err.message); }
+    });
+    q(".acw-finish").addEventListener("click", async () => {
+      try {
+        await api("POST", "/tasks/" + task.id + "/complete", { wrap_up: false });
+        await loadDesk();
+      } catch (err) { q(".acw-status").textContent = t("error") + ": " + err.message; }
     });
   }
 
@@ -314,7 +412,7 @@
     const pane = active && panes.get(active);
     if (e.code === "KeyA" && offers.length) { accept(offers[0].task.id); e.preventDefault(); }
     else if (e.code === "KeyR" && pane) { pane.node.querySelector(".reply").focus(); e.preventDefault(); }
-    else if (e.code === "KeyW" && pane) { pane.node.querySelector(".wrap").focus(); e.preventDefault(); }
+    else if (e.code === "KeyW" && pane) { pane.node.querySelector(pane.wrapping ? ".acw-finish" : ".wrap").focus(); e.preventDefault(); }
     else if (/^Digit[1-9]$/.test(e.code)) {
       const ids = [...panes.keys()];
       const id = ids[Number(e.code.slice(5)) - 1];
@@ -328,6 +426,7 @@
       loadDesk().catch(() => {});
     } else if (event.type === "presence") {
       loadDesk().catch(() => {});
+      loadColleagues();
     } else if (event.type === "message") {
       for (const state of panes.values()) {
         if (state.item.task.conversation_id === event.conversation_id) {
@@ -338,5 +437,5 @@
     } else if (event.type === "delivery_failed") {
       announce(t(event.final ? "delivery.failed_final" : "delivery.failed"));
     }
-  }, () => loadDesk().catch(() => {}));
+  }, () => { loadDesk().catch(() => {}); loadColleagues(); });
 })();

@@ -86,7 +86,7 @@
     phone.taskId = parameter(call, "task_id") || null;
     phone.consulting = false;
     const consult = parameter(call, "leg") === "consult";
-    call.on("accept", () => show("in_call"));
+    call.on("accept", () => { show("in_call"); refreshTargets(); });
     for (const event of ["disconnect", "cancel", "reject"]) call.on(event, ended);
     call.on("error", (err) => { $("phone-status").textContent = t("error") + ": " + (err && err.message ? err.message : ""); });
     show(consult ? "consult" : "ringing");
@@ -152,13 +152,37 @@
 
   $("phone-transfer-queue").replaceChildren(el("option", { value: "", text: "—" }), ...config.queues.map((q) => el("option", { value: q.id, text: name(q) })));
 
+  // A named officer: the ones free to take the call now (GET /ivr/calls/{task}/targets).
+  const words = (key, th, en) => { const text = t(key); return text === key ? (document.documentElement.lang === "en" ? en : th) : text; };
+  const agentSelect = el("select", { id: "phone-transfer-agent", name: "agent_id" });
+  const agentLabel = el("label", { text: words("phone.transfer_agent", "เจ้าหน้าที่ที่ว่างอยู่", "An officer who is free") });
+  agentLabel.htmlFor = "phone-transfer-agent";
+  const queueRow = $("phone-transfer-queue").closest("p");
+  queueRow.parentNode.insertBefore(el("p", {}, agentLabel, agentSelect), queueRow);
+  agentSelect.replaceChildren(el("option", { value: "", text: "—" }));
+
+  async function refreshTargets() {
+    if (!phone.taskId) return;
+    try {
+      const response = await fetch("/ivr/calls/" + encodeURIComponent(phone.taskId) + "/targets", { credentials: "same-origin", headers: { Accept: "application/json" } });
+      const body = await response.json().catch(() => null);
+      if (!response.ok || !body) return;
+      const free = body.agents || [];
+      const chosen = agentSelect.value;
+      agentSelect.replaceChildren(el("option", { value: "", text: free.length ? "—" : words("phone.nobody_free", "— ไม่มีเจ้าหน้าที่ว่าง —", "— nobody is free —") }),
+        ...free.map((a) => el("option", { value: a.id, text: a.display_name })));
+      if (free.some((a) => a.id === chosen)) agentSelect.value = chosen;
+    } catch (err) { /* the queue and number choices still work */ }
+  }
+
   $("phone-transfer").addEventListener("submit", async (e) => {
     e.preventDefault();
     const number = $("phone-transfer-number").value.trim();
+    const agent = agentSelect.value;
     const queue = $("phone-transfer-queue").value;
-    if (!number && !queue) { $("phone-transfer-queue").focus(); return; }
+    if (!number && !agent && !queue) { agentSelect.focus(); return; }
     try {
-      await transfer("", number ? { number } : { queue_id: queue });
+      await transfer("", number ? { number } : agent ? { agent_id: agent } : { queue_id: queue });
       phone.consulting = true;
       show("consulting");
       $("phone-transfer-complete").focus();
@@ -178,9 +202,60 @@
       phone.consulting = false;
       show("in_call");
       say("phone.transfer_canceled");
+      refreshTargets();
     } catch (err) { $("phone-status").textContent = t("error") + ": " + err.message; }
   });
 
+  // Where my calls ring: this browser, or my own phone (GET/PUT /ivr/agents/me/phone).
+  const deviceForm = el("form", { id: "phone-device", class: "phone-device" });
+  const choice = (value, th, en) => {
+    const input = el("input", { type: "radio", name: "device", value, id: "phone-device-" + value });
+    const label = el("label", { for: "phone-device-" + value, text: " " + words("phone.device_" + value, th, en) });
+    return el("p", {}, input, label);
+  };
+  const deviceNumber = el("input", { id: "phone-device-number", name: "number", inputmode: "tel", maxlength: "20", autocomplete: "tel" });
+  deviceForm.append(el("fieldset", {},
+    el("legend", { text: words("phone.device", "รับสายที่", "Take my calls on") }),
+    choice("browser", "โทรศัพท์บนหน้านี้ (เบราว์เซอร์)", "this page (browser phone)"),
+    choice("phone", "โทรศัพท์ของฉัน", "my own phone"),
+    el("p", {}, el("label", { for: "phone-device-number", text: words("phone.device_number", "เบอร์โทรของฉัน", "My number") }), deviceNumber),
+    el("p", {}, el("button", { type: "submit", id: "phone-device-save", text: words("phone.device_save", "บันทึกการตั้งค่าโทรศัพท์", "Save phone setting") }))));
+  panel.append(deviceForm);
+
+  function showDevice(body) {
+    const device = body.device === "phone" ? "phone" : "browser";
+    $("phone-device-" + device).checked = true;
+    deviceNumber.value = body.number || "";
+  }
+
+  async function loadDevice() {
+    try {
+      const response = await fetch("/ivr/agents/me/phone", { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.ok) showDevice(await response.json());
+    } catch (err) { /* the browser phone stays the default */ }
+  }
+
+  deviceForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const picked = deviceForm.querySelector('input[name="device"]:checked');
+    const device = picked ? picked.value : "browser";
+    const number = deviceNumber.value.trim();
+    if (device === "phone" && !number) { deviceNumber.focus(); return; }
+    const response = await fetch("/ivr/agents/me/phone", { method: "PUT", credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(number ? { device, number } : { device }) }).catch(() => null);
+    const body = response ? await response.json().catch(() => null) : null;
+    if (!response || !response.ok || !body) {
+      $("phone-status").textContent = t("error") + ": " + ((body && body.error && body.error.message) || "—");
+      return;
+    }
+    showDevice(body);
+    $("phone-status").textContent = body.device === "phone"
+      ? words("phone.device_saved_phone", "บันทึกแล้ว สายจะดังที่โทรศัพท์ของท่าน ", "Saved: calls will ring your phone ") + body.number
+      : words("phone.device_saved_browser", "บันทึกแล้ว สายจะดังที่หน้านี้", "Saved: calls will ring on this page");
+  });
+
   buttons();
+  loadDevice();
   start().catch((err) => show("offline", err && err.message ? err.message : ""));
 })();

@@ -35,23 +35,49 @@
   setInterval(renderAgents, 1000); // time in state ticks locally; figures come over the socket
 
   async function loadActive() {
-    const page = await api("GET", "/tasks?status=assigned&limit=200");
+    const [page, colleagues] = await Promise.all([api("GET", "/tasks?status=assigned&limit=200"), api("GET", "/colleagues")]);
     const agentName = (id) => (agents.find((a) => a.id === id) || { name: id }).name;
+    // The table is redrawn on every change of the floor: keep what the supervisor was
+    // choosing or typing in each row, and where the focus was.
+    const kept = new Map();
+    let focused = null;
+    for (const row of $("active").tBodies[0].rows) {
+      const fields = [...row.querySelectorAll("select, input")];
+      kept.set(row.dataset.task, fields.map((f) => f.value));
+      const at = fields.indexOf(document.activeElement);
+      if (at >= 0) focused = [row.dataset.task, at];
+    }
     $("active").tBodies[0].replaceChildren(...page.items.map((task) => {
-      const queue = el("select", { "aria-label": t("transfer.queue") + " " + (task.attributes.case_number || "") },
+      const queue = el("select", { class: "reassign-queue", "aria-label": t("transfer.queue") + " " + (task.attributes.case_number || "") },
         ...config.queues.map((q) => el("option", { value: q.id, text: name(q) })));
-      const note = el("input", { "aria-label": t("transfer.note"), maxlength: 2000 });
+      queue.value = task.queue_id;
+      const ref = task.attributes.case_number || "";
+      const person = el("select", { class: "reassign-agent", "aria-label": t("transfer.agent") + " " + ref },
+        el("option", { value: "", text: t("transfer.anyone") }),
+        ...colleagues.filter((c) => c.id !== task.agent_id).map((c) => el("option", { value: c.id, text: c.display_name + " · " + t("activity." + c.activity) })));
+      person.addEventListener("change", () => {
+        const who = colleagues.find((c) => c.id === person.value);
+        if (who && who.queues.length && !who.queues.includes(queue.value)) queue.value = who.queues[0];
+      });
+      const note = el("input", { class: "reassign-note", "aria-label": t("transfer.note") + " " + ref, maxlength: 2000 });
+      const before = kept.get(task.id);
+      if (before) [queue.value, person.value, note.value] = [before[0], person.querySelector('option[value="' + CSS.escape(before[1]) + '"]') ? before[1] : "", before[2]];
       return el("tr", { "data-task": task.id },
         el("th", { scope: "row", text: task.attributes.case_number || task.case_id }),
         el("td", { text: task.channel }), el("td", { text: queueName(task.queue_id) }),
         el("td", { text: agentName(task.agent_id) }),
         el("td", {}, el("button", { type: "button", class: "monitor", onclick: () => monitor(task.conversation_id), text: t("monitor") }), " ",
-          el("a", { href: "/supervisor/conversations/" + task.conversation_id, text: "↗" })),
-        el("td", {}, queue, note, el("button", { type: "button", onclick: async () => {
-          try { await api("POST", "/tasks/" + task.id + "/reassign", { queue_id: queue.value, note: note.value.trim() || null }); await loadActive(); }
+          el("a", { href: "/supervisor/conversations/" + task.conversation_id, "aria-label": t("monitor.page") + " " + ref, text: "↗" })),
+        el("td", {}, queue, " ", person, " ", note, " ", el("button", { type: "button", onclick: async () => {
+          try { await api("POST", "/tasks/" + task.id + "/reassign", { queue_id: queue.value, agent_id: person.value || null, note: note.value.trim() || null }); await loadActive(); }
           catch (err) { $("live-status").textContent = t("error") + ": " + err.message; }
         }, text: t("reassign") })));
     }));
+    if (focused) {
+      const row = $("active").querySelector('tr[data-task="' + CSS.escape(focused[0]) + '"]');
+      const field = row && row.querySelectorAll("select, input")[focused[1]];
+      if (field) field.focus();
+    }
   }
 
   async function monitor(conversationId) {

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from channels.kiosk.events import KioskSilent
 from channels.kiosk.store import KioskStore
-from routing import ContactCenter
+from routing import ContactCenter, cancelling
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,8 @@ class SilenceWatch:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if cancelling():  # a library turned our cancellation into its own error
+                    raise asyncio.CancelledError from None
                 log.exception("kiosk silence check failed")
             await asyncio.sleep(self.every)
 

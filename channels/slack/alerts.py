@@ -23,7 +23,14 @@ from typing import Any
 
 from channels.slack.messages import alert_blocks
 from channels.slack.outbox import SlackOutbox
-from routing import Channel, ContactCenter, TaskCreated, queue_views, wait_or_timeout
+from routing import (
+    Channel,
+    ContactCenter,
+    TaskCreated,
+    cancelling,
+    queue_views,
+    wait_or_timeout,
+)
 
 log = logging.getLogger(__name__)
 STATE_NAME = "slack.alerts"
@@ -221,5 +228,7 @@ class SupervisorAlerts:
                 if self.center.leading:
                     await self.check()
             except Exception:
+                if cancelling():  # a library turned our cancellation into its own error
+                    raise asyncio.CancelledError from None
                 log.exception("supervisor alert check failed")
             await asyncio.sleep(1.0)  # at most one check a second, however busy the router

@@ -1,10 +1,14 @@
 """The live chat hub: citizen sockets, the chat `ChannelAdapter`, and the bus listeners.
 
-Every message of a conversation reaches the citizen through one path, the *pump*: it
-reads the stored messages after the last sequence this socket has and sends them in
-order. Live events (a message stored, an adapter delivery) only ask a socket to pump, so
-a message can neither be lost (the store is the truth; a reconnect resumes from the
-client's last sequence) nor sent twice on one socket (the pump remembers what it sent).
+Every message of a conversation reaches the citizen in sequence order, and each socket
+remembers the last sequence it sent (`sent_seq`). A stored message arrives with its
+`MessageStored` event, which carries the whole row: when its sequence is the next one
+the socket expects, the writer sends it as it is, without reading the store. On a gap
+(an event that overtook an earlier one, a message stored before the socket attached,
+a resume, an event from an older node) the writer *pumps*: it reads the stored messages
+after `sent_seq` and sends them in order. So a message can neither be lost (the store is
+the truth; a reconnect resumes from the client's last sequence) nor sent twice on one
+socket (anything at or below `sent_seq` is dropped).
 
 Bus handlers never wait on the network: they put frames on each socket's own outbox,
 which a writer task drains, so a slow phone cannot slow down the core.
@@ -19,6 +23,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from aiohttp import web
@@ -71,6 +76,23 @@ from routing import (
 log = logging.getLogger(__name__)
 
 _PUMP = object()  # outbox marker: "send the stored messages this socket does not have yet"
+
+
+class _Stored:
+    """Outbox item: message `seq` of a conversation is stored. With `event` (a message
+    the widget shows) the writer sends it when it is the next one the socket expects;
+    `internal` (a note: never shown) only moves the socket past its sequence; neither
+    (an adapter's delivery, the citizen's own message after `ingest`) makes sure the
+    socket has sent up to `seq`. One object is shared by every socket of the
+    conversation, so the frame is built once."""
+
+    __slots__ = ("conversation_id", "event", "frame", "internal", "seq")
+
+    def __init__(self, conversation_id: str, seq: int, event: MessageStored | None = None,
+                 *, internal: bool = False) -> None:
+        self.conversation_id, self.seq, self.event = conversation_id, seq, event
+        self.internal = internal
+        self.frame: dict[str, Any] | None = None
 WAITING = ("pending", "reserved")
 ROUTER_EVENTS = (TaskQueued, TaskOffered, TaskAccepted, TaskFinished, TaskMoved, OfferMissed,
                  PresenceChanged)
@@ -106,6 +128,10 @@ class WebChat:
     """The chat channel: `ChannelAdapter` for `Channel.CHAT` and the citizen sockets."""
 
     channel = Channel.CHAT
+    #: `deliver` only queues frames for this node's sockets and cannot fail: the core
+    #: marks chat replies sent when it stores them (the store is what a socket reads on
+    #: a gap or a resume).
+    local_delivery = True
 
     def __init__(self, center: ContactCenter, *, limits: Limits | None = None,
                  queue_id: str = "general") -> None:
@@ -163,9 +189,14 @@ class WebChat:
 
     async def deliver(self, message: OutboundMessage) -> str | None:
         """Push to the citizen's open sockets; with none open, the message waits in the
-        store and reaches them on `resume`. Returns the message id."""
-        for conn in self._sockets.get(message.conversation_id, ()):
-            conn.push(_PUMP)
+        store and reaches them on `resume`. Returns the message id. (The message's
+        `MessageStored` normally reached the sockets first; then this costs nothing.)"""
+        sockets = self._sockets.get(message.conversation_id, ())
+        if sockets:
+            item: Any = (_Stored(message.conversation_id, message.sequence)
+                         if message.sequence > 0 else _PUMP)
+            for conn in sockets:
+                conn.push(item)
         return message.message_id
 
     # -- agent side -----------------------------------------------------------------------
@@ -198,6 +229,8 @@ class WebChat:
             try:
                 if item is _PUMP:
                     await self._pump(conn)
+                elif isinstance(item, _Stored):
+                    await self._send_stored(conn, item)
                 else:
                     await conn.ws.send_json(item)
             except (ConnectionResetError, RuntimeError):
@@ -257,7 +290,9 @@ class WebChat:
             conn, frame.client_id, text, metadata={"payload": frame.payload}
             if frame.payload else {}))
         await self._check_owner(conn, result.conversation_id, frame.client_id)
-        conn.push(_PUMP)
+        # The message itself went out with its event (a socket attached by this very
+        # message, or a redelivery, reads it from the store); then the acknowledgement.
+        conn.push(_Stored(result.conversation_id, result.sequence))
         conn.push({"type": "ack", "client_id": frame.client_id, "seq": result.sequence,
                    "duplicate": result.duplicate})
 
@@ -343,9 +378,14 @@ class WebChat:
     # -- bus listeners --------------------------------------------------------------------
 
     async def _on_message_stored(self, event: MessageStored) -> None:
-        if event.channel == Channel.CHAT and not event.internal:
-            for conn in self._sockets.get(event.conversation_id, ()):
-                conn.push(_PUMP)
+        if event.channel != Channel.CHAT:
+            return
+        sockets = self._sockets.get(event.conversation_id, ())
+        if sockets:
+            item = _Stored(event.conversation_id, event.sequence,
+                           None if event.internal else event, internal=event.internal)
+            for conn in sockets:
+                conn.push(item)
 
     async def _on_task_created(self, event: TaskCreated) -> None:
         if event.channel != Channel.CHAT:
@@ -467,28 +507,39 @@ class WebChat:
             await conn.ws.send_json(await self.message_frame(message))
             conn.sent_seq = message.seq
 
+    async def _send_stored(self, conn: Connection, item: _Stored) -> None:
+        """Send a stored message from its event when it is the next one this socket
+        expects; read the store only on a gap."""
+        if item.conversation_id != conn.conversation_id or item.seq <= conn.sent_seq:
+            return  # another conversation (the socket resumed elsewhere), or sent already
+        if item.seq == conn.sent_seq + 1:
+            if item.internal:
+                conn.sent_seq = item.seq
+                return
+            frame = self._event_frame(item)
+            if frame is not None:
+                await conn.ws.send_json(frame)
+                conn.sent_seq = item.seq
+                return
+        await self._pump(conn)
+
+    def _event_frame(self, item: _Stored) -> dict[str, Any] | None:
+        """The widget's frame for the message an event carries (None: read the store)."""
+        if item.frame is None and item.event is not None:
+            e = item.event
+            if e.created_at is None or (e.author == Author.AGENT and not e.author_name):
+                return None  # an older node's event, or a name only the store can give
+            item.frame = _frame(e.sequence, e.message_id, e.author, e.direction, e.body,
+                                e.author_name, e.created_at, e.provider_message_id, e.extra)
+        return item.frame
+
     async def message_frame(self, m: Message) -> dict[str, Any]:
         """What the widget gets for one stored message (never internal notes)."""
-        extra = m.extra or {}
         name = m.author_name
         if m.author == Author.AGENT and not name and m.author_id:
             name = await self._agent_name(m.author_id)
-        frame: dict[str, Any] = {
-            "type": "message", "seq": m.seq, "id": m.id, "author": m.author,
-            "direction": m.direction, "text": m.body, "author_name": name,
-            "created_at": m.created_at.isoformat(),
-        }
-        if m.direction == Direction.INBOUND and m.provider_message_id:
-            frame["client_id"] = m.provider_message_id
-        buttons = extra.get("buttons")
-        if isinstance(buttons, list) and buttons:
-            frame["buttons"] = [
-                {"title": str(b.get("title", ""))[:80], "payload": str(b.get("payload", ""))[:200]}
-                for b in buttons if isinstance(b, dict)
-            ]
-        if extra.get("event"):
-            frame["event"] = str(extra["event"])
-        return frame
+        return _frame(m.seq, m.id, m.author, m.direction, m.body, name, m.created_at,
+                      m.provider_message_id, m.extra)
 
     def _inbound(self, conn: Connection, message_id: str, body: str, *,
                  author: Author = Author.CITIZEN, hints: tuple[IdentityHint, ...] = (),
@@ -566,6 +617,28 @@ class WebChat:
                 log.error("webchat background work failed", exc_info=t.exception())
 
         task.add_done_callback(done)
+
+
+def _frame(seq: int, message_id: str, author: str, direction: str, body: str,
+           author_name: str | None, created_at: datetime, provider_message_id: str | None,
+           extra: dict[str, Any] | None) -> dict[str, Any]:
+    extra = extra or {}
+    frame: dict[str, Any] = {
+        "type": "message", "seq": seq, "id": message_id, "author": author,
+        "direction": direction, "text": body, "author_name": author_name,
+        "created_at": created_at.astimezone(UTC).isoformat(),
+    }
+    if direction == Direction.INBOUND and provider_message_id:
+        frame["client_id"] = provider_message_id
+    buttons = extra.get("buttons")
+    if isinstance(buttons, list) and buttons:
+        frame["buttons"] = [
+            {"title": str(b.get("title", ""))[:80], "payload": str(b.get("payload", ""))[:200]}
+            for b in buttons if isinstance(b, dict)
+        ]
+    if extra.get("event"):
+        frame["event"] = str(extra["event"])
+    return frame
 
 
 def visitor_identity(token: str) -> str:

@@ -205,6 +205,10 @@ class Agent(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    #: The agent's own phone (E.164), and where their calls ring: "phone" (this
+    #: number) or "browser"/None (the console's phone).
+    phone_number: Mapped[str | None] = mapped_column(String(20))
+    voice_device: Mapped[str | None] = mapped_column(String(10))
 
 
 class StaffSession(Base):

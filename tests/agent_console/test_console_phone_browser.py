@@ -24,7 +24,15 @@ from agent_console.console import setup as console_setup
 from ivr.conference import ConferenceCall, ConferenceStore
 from onestop.app import build_app
 from onestop.demo import seed_demo
-from routing import Author, Channel, ContactCenter, IdentityHint, IdentityKind, InboundMessage
+from routing import (
+    Author,
+    Channel,
+    ContactCenter,
+    IdentityHint,
+    IdentityKind,
+    InboundMessage,
+    Presence,
+)
 from tests.agent_console.test_console_browser import artifacts  # noqa: F401 (fixture)
 from tests.ivr.conftest import TwilioApi, twilio_api  # noqa: F401 (fixture)
 from tests.support.app import app_settings
@@ -240,3 +248,87 @@ async def test_the_phone_pops_the_caller_and_its_buttons_drive_the_sdk_and_the_t
     await page.get_by_role("button", name="ปฏิเสธสาย").click()
     assert (await page.evaluate("window.__phoneLog"))[-1] == ["reject"]
     await expect(page.locator("#phone")).to_have_attribute("data-state", "ready")
+
+
+async def test_the_transfer_form_offers_the_officers_who_are_free_and_hands_over_to_one(
+    phone_server: tuple[str, ContactCenter], browser: Browser, artifacts: Path,  # noqa: F811
+    twilio_api: TwilioApi,  # noqa: F811
+) -> None:
+    base, center = phone_server
+    _, page = await desk(browser, base, fake=True)
+    await page.get_by_role("button", name="เข้าสู่ระบบ").click()
+    await expect(page.locator("#phone")).to_have_attribute("data-state", "ready")
+    anan = await center.agent_by_username("anan")
+    malee = await center.agent_by_username("malee")
+    somsri = await center.agent_by_username("somsri")
+    assert anan is not None and malee is not None and somsri is not None
+
+    stored = await center.ingest(InboundMessage(
+        Channel.VOICE, "CA" + "2" * 32, "CA" + "2" * 32 + ":start", "สายเข้า",
+        author=Author.SYSTEM, language="th",
+        identity_hints=(IdentityHint(IdentityKind.PHONE, CALLER, "caller_id"),)))
+    await page.get_by_label("พร้อมรับงาน").check()
+    await page.get_by_role("button", name="เปลี่ยนสถานะ").click()
+    await expect(page.locator("#phone-status")).to_have_text("โทรศัพท์พร้อมรับสาย")
+    task_id = await center.hand_to_people(stored.conversation_id, reason="caller_asked",
+                                          context={"ivr_path": ["main:0"], "language": "th",
+                                                   "call_sid": "CA" + "2" * 32})
+    await page.locator(".offer").get_by_role("button", name="รับงาน").click()
+    await expect(page.locator(".pane")).to_have_count(1)
+    assert (await center.task(task_id)).agent_id == somsri.id
+    await center.set_presence(anan.id, Presence.AVAILABLE)  # malee stays offline
+    await ConferenceStore(center).save(ConferenceCall(
+        task_id, "CA" + "2" * 32, "th", somsri.id, sid="CF" + "d" * 32))
+    await page.evaluate("(p) => window.__ring(p)", {
+        "task_id": task_id, "case_id": stored.case_id, "leg": "agent",
+        "caller": "••••••••5678"})
+    await page.get_by_role("button", name="รับสาย").click()
+    await expect(page.locator("#phone-status")).to_have_text("กำลังสนทนา")
+
+    # Only anan is offered: available and holding nothing (not somsri, not offline malee).
+    picker = page.get_by_label("เจ้าหน้าที่ที่ว่างอยู่")
+    await expect(picker.locator("option")).to_have_text(["—", anan.display_name])
+    await picker.select_option(label=anan.display_name)
+    async with page.expect_request(f"**/ivr/calls/{task_id}/transfer") as started:
+        await page.get_by_role("button", name="เริ่มโอนสาย (พักสายผู้โทร)").click()
+    assert (await started.value).post_data_json == {"agent_id": anan.id}
+    await expect(page.locator("#phone-status")).to_have_text("กำลังปรึกษา ผู้โทรถูกพักสาย")
+    (create,) = await twilio_api.wait_for("/Participants.json")
+    assert create.form["To"].startswith(f"client:agent_{anan.id}?")
+    assert "leg=consult" in create.form["To"]
+    await page.screenshot(path=str(artifacts / "phone-transfer-to-officer.png"), full_page=True)
+
+    async with page.expect_request(f"**/ivr/calls/{task_id}/transfer/complete"):
+        await page.get_by_role("button", name="ส่งต่อสายและออกจากสาย").click()
+    await expect(page.locator("#phone-status")).to_have_text("โอนสายเรียบร้อย")
+    moved = await center.task(task_id)
+    assert moved.agent_id == anan.id and moved.status == "assigned"
+
+
+async def test_an_officer_chooses_to_take_calls_on_their_own_phone_from_the_desk(
+    phone_server: tuple[str, ContactCenter], browser: Browser,
+) -> None:
+    base, center = phone_server
+    _, page = await desk(browser, base, fake=True)
+    await page.get_by_role("button", name="เข้าสู่ระบบ").click()
+    await expect(page.locator("#phone")).to_have_attribute("data-state", "ready")
+    await expect(page.get_by_label("โทรศัพท์บนหน้านี้ (เบราว์เซอร์)")).to_be_checked()
+    await page.get_by_label("โทรศัพท์ของฉัน", exact=True).check()
+    await page.get_by_label("เบอร์โทรของฉัน").fill("081 999 8888")
+    async with page.expect_request("**/ivr/agents/me/phone") as saved:
+        await page.get_by_role("button", name="บันทึกการตั้งค่าโทรศัพท์").click()
+    request = await saved.value
+    assert request.method == "PUT" and request.headers["x-csrf-token"]
+    assert request.post_data_json == {"device": "phone", "number": "081 999 8888"}
+    await expect(page.locator("#phone-status")).to_contain_text("+66819998888")
+    somsri = await center.agent_by_username("somsri")
+    assert somsri is not None
+    assert (somsri.voice_device, somsri.phone_number) == ("phone", "+66819998888")
+    # The choice is shown again on the next visit.
+    await page.reload()
+    await expect(page.get_by_label("โทรศัพท์ของฉัน", exact=True)).to_be_checked()
+    await expect(page.get_by_label("เบอร์โทรของฉัน")).to_have_value("+66819998888")
+    # A number that is not one is refused, and said so.
+    await page.get_by_label("เบอร์โทรของฉัน").fill("12")
+    await page.get_by_role("button", name="บันทึกการตั้งค่าโทรศัพท์").click()
+    await expect(page.locator("#phone-status")).to_contain_text("not a phone number")

@@ -372,3 +372,189 @@ async def test_twilio_answering_429_then_500_gets_the_sms_retried(
         "adapter raised a retryable DeliveryError each time, the core retried (1 s, 5 s) and "
         "each SMS (the citizen's hand-off notice and the agent's reply) went out exactly "
         "once (delivery='sent'); the agent saw delivery='pending' meanwhile."))
+
+
+# -- Twilio's voice REST API answering 429/500: callback, requeue, warm transfer -------------
+
+
+async def test_twilio_voice_api_answering_429_then_500_delays_callers_but_loses_none(
+    aiohttp_client: Factory, aiohttp_server: Factory, tmp_path: Path
+) -> None:
+    """The same fault on the three things the hotline asks of Twilio's voice API while a
+    caller waits: placing a callback, taking a caller whose officer did not answer back
+    to the queue (redirect), and ringing a colleague into the call (warm transfer)."""
+    from dataclasses import replace
+
+    import ivr
+    from tests.ivr.conftest import TwilioApi, twilio_app
+    from tests.ivr.walker import AUTH_TOKEN as TOKEN
+    from tests.ivr.walker import PUBLIC_URL, Phone
+
+    api = TwilioApi("", retry_after="1")
+    server: TestServer = await aiohttp_server(twilio_app(api))
+    settings = app_settings(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}", tmp_path,
+                            config_dir=_config(tmp_path, 9), public_url=PUBLIC_URL, secrets={
+                                "TWILIO_AUTH_TOKEN": TOKEN,
+                                "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+                                "TWILIO_PHONE_NUMBER": OUR_NUMBER,
+                                "TWILIO_API_BASE_URL": str(server.make_url("")).rstrip("/")})
+    # Real time (the back-off runs on it), but within office hours: a Monday, 10:00.
+    client: TestClient = await aiohttp_client(build_app(settings, clock=_OfficeHours()))
+    await seed_demo(center_of(client))
+    center = center_of(client)
+    assert client.app is not None
+    hotline = client.app[ivr.HOTLINE_KEY]
+    hotline.config = replace(hotline.config, callback_backoff=(1.0,), retry_interval=0.2)
+    somsri = await login(client, "somsri", "demo-agent-1")
+    anan = await login(client, "anan", "demo-agent-2")
+
+    async def available(me: dict[str, Any]) -> None:
+        r = await client.put("/api/v1/agents/me/presence", json={"presence": "available"},
+                             headers=bearer(me["token"]))
+        assert r.status == 200, await r.text()
+
+    async def take_next(me: dict[str, Any]) -> str:
+        async def offered() -> Any:
+            page = await (await client.get("/api/v1/tasks?status=reserved",
+                                           headers=bearer(me["token"]))).json()
+            return page["items"][0]["id"] if page["total"] else None
+
+        task_id = str(await eventually(offered))
+        r = await client.post(f"/api/v1/tasks/{task_id}/accept", headers=bearer(me["token"]))
+        assert r.status == 200, await r.text()
+        return task_id
+
+    async def timeline_of(call_sid: str) -> list[str]:
+        rows, _ = await center.list_rows(Message, Message.provider_message_id.like(
+            f"{call_sid}%"))
+        conv_id = rows[0].conversation_id
+        r = await client.get(f"/api/v1/conversations/{conv_id}",
+                             headers=bearer(somsri["token"]))
+        return [m["body"] for m in (await r.json())["messages"]]
+
+    def statuses(suffix: str) -> list[int]:
+        return [r.status for r in api.sent(suffix)]
+
+    # 1. The callback: Twilio answers 429 (Retry-After: 1), then 500, then takes it.
+    api.scripted["/Calls.json"] = [429, 500]
+    caller = Phone(client, caller="+66812220001")
+    await caller.dial_in()
+    await caller.press("0")
+    await caller.hold()
+    await caller.press("1")
+    await caller.leave_queue("leave")
+    promised = caller.said()
+    await caller.status("completed")
+    await available(somsri)
+    started = time.monotonic()
+    await take_next(somsri)
+    await eventually(lambda: asyncio.sleep(0, 201 in statuses("/Calls.json")))
+    took = time.monotonic() - started
+    await asyncio.sleep(1.5)  # the timer keeps running: nothing more is placed
+    assert statuses("/Calls.json") == [429, 500, 201]
+    callback_notes = [b for b in await timeline_of(caller.sid) if "callback" in b.lower()
+                      or "Calling the citizen back" in b]
+    assert any("HTTP 429" in b for b in callback_notes)
+    assert any("HTTP 500" in b for b in callback_notes)
+    FIGURES.add(FAULTS, 2)
+    FIGURES.note("Twilio voice 429/500: callback", (
+        f"the caller heard {promised.split(' | ')[-1]!r} and hung up; when somsri accepted, "
+        f"Twilio answered 429 (Retry-After 1 s), then 500, then 201: exactly one call was "
+        f"placed, {took:.1f} s after the acceptance. The task stayed with somsri meanwhile; "
+        f"her timeline showed {len(callback_notes)} lines: "
+        + " / ".join(b.split(" / ")[-1] for b in callback_notes)))
+    r = await client.post(f"/api/v1/tasks/{(await _held(center, somsri))}/complete",
+                          headers=bearer(somsri["token"]), json={"wrap_up": False})
+    assert r.status in (200, 204), await r.text()
+
+    # 2. The officer does not answer: the redirect back to the queue gets 429, then 500.
+    second = Phone(client, caller="+66812220002")
+    await second.dial_in()
+    await second.press("0")
+    await available(somsri)
+    task_id = await take_next(somsri)
+    await eventually(lambda: asyncio.sleep(0, api.sent(f"/Calls/{second.sid}.json")))
+    await second.hold()
+    await second.leave_queue("leave")
+    assert second.doc.find("Dial/Conference") is not None
+    ring = api.sent("/Participants.json")[-1]
+    api.scripted[f"/Calls/{second.sid}.json"] = [429, 500]
+    leg = Phone(client, call_sid="CA" + "5" * 32, direction="outbound-api")
+    await leg.status("no-answer", url=ring.form["StatusCallback"])
+    redirects = await eventually(
+        lambda: asyncio.sleep(0, [r for r in api.sent(f"/Calls/{second.sid}.json")
+                                  if "/ivr/requeue" in r.form.get("Url", "")
+                                  and r.status == 200]), seconds=20)
+    second.doc = await second.post(redirects[-1].form["Url"])
+    heard = second.said()
+    assert "ยังอยู่ในลำดับคิวเดิม" in heard
+    tries = [r.status for r in api.sent(f"/Calls/{second.sid}.json")
+             if "/ivr/requeue" in r.form.get("Url", "")]
+    assert tries == [429, 500, 200]
+    waiting = await center.task(task_id)
+    agent = await center.agent_record(somsri["me"]["agent_id"])
+    assert waiting.status in ("pending", "reserved") and agent.presence == "away"
+    assert (await center.case(waiting.case_id)).transfers == 0
+    FIGURES.add(FAULTS, 2)
+    FIGURES.note("Twilio voice 429/500: requeue", (
+        f"somsri's leg ended no-answer; the task went back to its queue at once (somsri set "
+        f"away, reason {agent.presence_reason!r}; no transfer counted) while the caller "
+        f"heard the conference's hold music; Twilio refused the redirect {tries[:-1]} and "
+        f"took it on the third try (~1 s and 3 s later); then the caller heard "
+        f"{heard.split(' | ')[0]!r} and waited in their old place."))
+
+    # 3. Warm transfer: Twilio refuses to ring the colleague in (429, then 500).
+    await available(anan)
+    anan_task = await take_next(anan)
+    assert anan_task == task_id
+    await eventually(lambda: asyncio.sleep(0, len(api.sent(f"/Calls/{second.sid}.json"))
+                                           >= 5))
+    second.doc = await second.post(api.sent(f"/Calls/{second.sid}.json")[-1].form["Url"])
+    assert second.doc.find("Dial/Conference") is not None
+    await available(somsri)
+    api.scripted["/Participants.json"] = [429, 500]
+    shown: list[str] = []
+    for expected in (502, 502, 200):
+        r = await client.post(f"/ivr/calls/{task_id}/transfer",
+                              json={"agent_id": somsri["me"]["agent_id"]},
+                              headers=bearer(anan["token"]))
+        body = await r.json()
+        assert r.status == expected, body
+        if expected == 502:
+            shown.append(body["error"]["message"])
+            view = await (await client.get(f"/ivr/calls/{task_id}",
+                                           headers=bearer(anan["token"]))).json()
+            assert view["consult"] is None  # nothing changed; the caller was not held
+    holds = [r for r in api.sent("/Participants/caller.json") if r.form.get("Hold") == "true"]
+    assert len(holds) == 1  # held only once the colleague was being rung
+    r = await client.post(f"/ivr/calls/{task_id}/transfer/complete",
+                          headers=bearer(anan["token"]))
+    assert r.status == 200, await r.text()
+    assert (await center.task(task_id)).agent_id == somsri["me"]["agent_id"]
+    FIGURES.add(FAULTS, 2)
+    FIGURES.note("Twilio voice 429/500: warm transfer", (
+        f"anan asked to consult somsri; Twilio refused the participant twice: anan's console "
+        f"got 502 {shown[0]!r} each time and the call stayed as it was (caller not on hold, "
+        f"no transfer in progress); the third try rang somsri in, held the caller once, and "
+        f"the hand-over completed (task now somsri's). Nothing was lost; the caller heard "
+        f"only hold music."))
+
+
+class _OfficeHours:
+    """A clock that runs in real time from a Monday 10:00 in Bangkok."""
+
+    def __init__(self) -> None:
+        from datetime import UTC, datetime
+
+        self.base, self.started = datetime(2026, 3, 2, 3, 0, tzinfo=UTC), time.monotonic()
+
+    def now(self) -> Any:
+        from datetime import timedelta
+
+        return self.base + timedelta(seconds=time.monotonic() - self.started)
+
+
+async def _held(center: ContactCenter, me: dict[str, Any]) -> str:
+    rows, _ = await center.list_rows(Task, Task.agent_id == me["me"]["agent_id"],
+                                     Task.status == "assigned")
+    return rows[0].id

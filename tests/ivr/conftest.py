@@ -32,6 +32,7 @@ class Recorded:
     path: str
     form: dict[str, str]
     authorization: str | None
+    status: int = 200  # what the stand-in answered
 
 
 @dataclass
@@ -41,6 +42,11 @@ class TwilioApi:
     url: str
     requests: list[Recorded] = field(default_factory=list)
     refuse_with: int | None = None
+    #: path suffix → statuses to answer first, in order (e.g. [429, 500]), then normally
+    scripted: dict[str, list[int]] = field(default_factory=dict)
+    retry_after: str = "30"  # the Retry-After of a scripted 429
+    #: path suffix → an event the stand-in waits for before answering (a slow Twilio)
+    slow: dict[str, asyncio.Event] = field(default_factory=dict)
 
     def sent(self, suffix: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith(suffix)]
@@ -77,17 +83,32 @@ def conference_answer(request: web.Request, form: dict[str, str]) -> web.Respons
                               "status": "connected", "hold": form.get("Hold") == "true"})
 
 
-@pytest.fixture
-async def twilio_api(aiohttp_server: Callable[..., Any]) -> TwilioApi:
-    api: TwilioApi
+def twilio_app(api: TwilioApi) -> web.Application:
+    """The stand-in for api.twilio.com: records every request into `api` and answers as
+    `api` says (scripted statuses, a held answer, a refusal) or as Twilio would."""
 
     async def handle(request: web.Request) -> web.Response:
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
-        api.requests.append(Recorded(request.method, request.path, form,
-                                     request.headers.get("Authorization")))
+        recorded = Recorded(request.method, request.path, form,
+                            request.headers.get("Authorization"))
+        api.requests.append(recorded)
+        for suffix, event in api.slow.items():
+            if request.path.endswith(suffix):
+                await event.wait()
+        for suffix, statuses in api.scripted.items():
+            if request.path.endswith(suffix) and statuses:
+                recorded.status = status = statuses.pop(0)
+                return web.json_response(
+                    {"code": 20429 if status == 429 else 20500, "status": status,
+                     "message": "Too Many Requests" if status == 429 else "Internal error"},
+                    status=status, headers={"Retry-After": api.retry_after}
+                    if status == 429 else None)
         if api.refuse_with:
+            recorded.status = api.refuse_with
             return web.json_response({"code": 21211, "message": "Invalid 'To' Phone Number",
                                       "status": api.refuse_with}, status=api.refuse_with)
+        recorded.status = 201 if request.method == "POST" and request.path.endswith(
+            ("/Calls.json", "/Messages.json", "/Participants.json")) else 200
         if request.path.endswith("/Messages.json"):
             return web.json_response({"sid": new_sid("SM"), "status": "queued",
                                       "to": form.get("To"), "from": form.get("From"),
@@ -103,9 +124,17 @@ async def twilio_api(aiohttp_server: Callable[..., Any]) -> TwilioApi:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    server: TestServer = await aiohttp_server(app)
-    api = TwilioApi(str(server.make_url("")).rstrip("/"))
-    return api
+    return app
+
+
+@pytest.fixture
+async def twilio_api(aiohttp_server: Callable[..., Any]) -> AsyncIterator[TwilioApi]:
+    api = TwilioApi("")
+    server: TestServer = await aiohttp_server(twilio_app(api))
+    api.url = str(server.make_url("")).rstrip("/")
+    yield api
+    for event in api.slow.values():  # let a held answer go before the server stops
+        event.set()
 
 
 class QuestionBot:
@@ -153,3 +182,9 @@ def center_of(client: TestClient) -> ContactCenter:
     app = client.app
     assert app is not None
     return app[CENTER_KEY]
+
+
+def hotline_of(client: TestClient) -> ivr.Hotline:
+    app = client.app
+    assert app is not None
+    return app[ivr.HOTLINE_KEY]

@@ -72,7 +72,10 @@ async def test_the_caller_waits_in_the_tasks_conference_and_the_officer_is_rung_
     assert conference.text == name
     assert conference.attrib == {
         "participantLabel": "caller", "beep": "false", "startConferenceOnEnter": "false",
-        "endConferenceOnExit": "true", "waitUrl": HOLD_MUSIC, "waitMethod": "GET"}
+        "endConferenceOnExit": "true", "waitUrl": HOLD_MUSIC, "waitMethod": "GET",
+        # Twilio tells us when the conference starts and ends and who joins and leaves.
+        "statusCallback": f"{PUBLIC_URL}/ivr/conference?task={task['id']}",
+        "statusCallbackEvent": "start end join leave", "statusCallbackMethod": "POST"}
     assert phone.doc.find("Dial").attrib["action"].startswith(f"{PUBLIC_URL}/ivr/after-agent?")
     # The officer: by the conference's name, labelled, starting it, ending it on leaving.
     assert ring.method == "POST"

@@ -46,6 +46,8 @@ TWIML: dict[str, tuple[set[str], set[str]]] = {
                     "eventCallbackUrl"}, set()),
     "Client": ({"url", "method", "statusCallbackEvent", "statusCallback",
                 "statusCallbackMethod"}, {"Identity", "Parameter"}),
+    "Number": ({"sendDigits", "url", "method", "statusCallbackEvent", "statusCallback",
+                "statusCallbackMethod", "byoc", "machineDetection"}, set()),
     "Identity": (set(), set()),
     "Parameter": ({"name", "value"}, set()),
     "Record": ({"action", "method", "timeout", "finishOnKey", "maxLength", "playBeep", "trim",

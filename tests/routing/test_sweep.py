@@ -1,0 +1,60 @@
+"""The leader's sweep: a citizen's message that was acknowledged but never answered (its node
+died before the bot replied or the hand-off was made) is handed to people after a minute;
+answered conversations and fresh messages are left alone."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from routing import Author, Channel, ContactCenter, InboundMessage, Task
+from tests.conftest import ManualClock
+
+
+async def _stored_then_crashed(center: ContactCenter, monkeypatch: pytest.MonkeyPatch,
+                               text: str = "ขอคุยกับเจ้าหน้าที่") -> str:
+    """A chat message stored and acknowledged by a node that died right after."""
+
+    async def died(*args: object) -> None:
+        return None
+
+    with monkeypatch.context() as patch:
+        patch.setattr(center, "_after_inbound", died)
+        result = await center.ingest(InboundMessage(
+            channel=Channel.CHAT, message_id=secrets.token_hex(8),
+            conversation_key=secrets.token_hex(8), body=text))
+    return result.conversation_id
+
+
+async def _tasks(center: ContactCenter, conversation_id: str) -> list[Task]:
+    async with center.db.sessions() as s:
+        return list((await s.scalars(select(Task).where(
+            Task.conversation_id == conversation_id))).all())
+
+
+async def test_an_unanswered_message_goes_to_people_after_a_minute(
+        center: ContactCenter, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = await _stored_then_crashed(center, monkeypatch)
+    # Died between the "assistant unavailable" notice and the hand-off: the notice is the
+    # conversation's last message, and it is no answer.
+    noticed = await _stored_then_crashed(center, monkeypatch)
+    await center.send_message(noticed, "ระบบผู้ช่วยอัตโนมัติไม่พร้อมใช้งาน", author=Author.SYSTEM)
+    answered = await _stored_then_crashed(center, monkeypatch)
+    await center.send_message(answered, "สวัสดีค่ะ มีอะไรให้ช่วยคะ", author=Author.BOT)
+
+    clock.current += timedelta(seconds=30)
+    await center._sweep()
+    assert await _tasks(center, plain) == [] and await _tasks(center, noticed) == []
+
+    clock.current += timedelta(seconds=31)
+    await center._sweep()
+    for conversation in (plain, noticed):
+        tasks = await _tasks(center, conversation)
+        assert [t.reason for t in tasks] == ["unanswered"], conversation
+    assert await _tasks(center, answered) == []
+
+    await center._sweep()  # once only
+    assert len(await _tasks(center, plain)) == 1
