@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -128,6 +128,10 @@ def setup(app: web.Application, center: ContactCenter, *, data_dir: Path | None 
     r.add_post("/admin/canned/{canned_id}", _page(update_canned, "admin"))
     r.add_get("/admin/hours/{hours_id}", _page(edit_hours_page, "admin"))
     r.add_post("/admin/hours/{hours_id}", _page(update_hours, "admin"))
+    r.add_get("/admin/queues/{queue_id}", _page(edit_queue_page, "admin"))
+    r.add_post("/admin/queues/{queue_id}", _page(update_queue, "admin"))
+    r.add_get("/admin/channels/{channel}", _page(edit_channel_page, "admin"))
+    r.add_post("/admin/channels/{channel}", _page(update_channel, "admin"))
     r.add_static("/console/static", HERE / "static")
     r.add_get("/console/vendor/twilio.min.js", voice_sdk)
 
@@ -301,12 +305,20 @@ async def admin_page(request: web.Request, staff: StaffIdentity,
     center = request.app[CENTER_KEY]
     agents, _ = await center.list_rows(AgentRecord, order_by=AgentRecord.username, limit=1000)
     saved = request.query.get("saved")
+    configured = _saved_settings(request)  # as saved: what the next start uses
     return _render("admin.html", request, staff, agents=agents,
-                   queues=center.settings.queues, canned=canned_responses(),
+                   queues=configured.queues, channels=configured.channels,
+                   pending={*(q for q, v in configured.queues.items()
+                              if q not in center.settings.queues
+                              or center.settings.queues[q].spec != v.spec),
+                            *(f"channel:{c}" for c, v in configured.channels.items()
+                              if center.settings.channels.get(c) != v)},
+                   canned=canned_responses(),
                    wrap=wrap_codes(), errors=errors or {}, values=values or {},
                    hours={k: v.spec for k, v in center.hours.items() if k != "always"},
                    days=DAYS, hours_editable=CONFIG_DIR_KEY in request.app,
-                   saved=saved if saved in ("agent", "canned", "hours") else None,
+                   saved=saved if saved in ("agent", "canned", "hours", "queue", "channel")
+                   else None,
                    created=created, page="admin", status=status)
 
 
@@ -554,21 +566,18 @@ async def update_hours(request: web.Request, staff: StaffIdentity) -> web.Stream
     values = {k: str(form.get(k, "")).strip() for k in
               ("timezone", "holidays", "extra_closed_dates", *DAYS)}
     errors, spec = validate_hours_form(values)
-    config_dir = request.app[CONFIG_DIR_KEY]
     if not errors:
         try:
-            text = _with_hours(config_dir / "queues.yaml", name, spec)
-            compiled = _check_config(config_dir, "queues.yaml", text)
+            path, compiled = _save_config(request, "business_hours", _hours_change(name, spec))
         except ConfigError as exc:
             errors["file"] = str(exc)
     if errors:
         return await edit_hours_page(request, staff, errors=errors, values=values, status=422)
     before = center.hours[name].spec.model_dump()
-    write_text_atomically(config_dir / "queues.yaml", text)
     # This node uses the new hours at once; other nodes when they next start.
     center.hours[name] = type(center.hours[name])(compiled.hours[name])
     await center.audit(_actor(request, staff), "admin.update", "business_hours", name, None,
-                       data={"file": str(config_dir / "queues.yaml"),
+                       data={"file": str(path),
                              "from": before, "to": compiled.hours[name].model_dump()})
     return _redirect("/admin/?saved=hours#hours-title")
 
@@ -608,27 +617,40 @@ def validate_hours_form(values: dict[str, str]) -> tuple[dict[str, str], dict[st
     return errors, spec
 
 
-def _with_hours(path: Path, name: str, spec: dict[str, Any]) -> str:
-    """The text of queues.yaml with business hours `name` replaced; everything else in the
-    file (comments included) stays as it was."""
+def _hours_change(name: str, spec: dict[str, Any]) -> Callable[[Any], None]:
+    """Replace business hours `name` in the business_hours section (see `_with_section`)."""
+
+    def change(section: dict[str, Any]) -> None:
+        if name not in section:
+            raise KeyError(f"business_hours: no {name!r}")
+        section[name] = {k: v for k, v in spec.items() if v not in (None, [], {})}
+        if spec["holidays"] is None:
+            section[name]["holidays"] = None
+
+    return change
+
+
+def _with_section(path: Path, key: str, change: Callable[[Any], None]) -> str:
+    """The text of a configuration file with its top-level section `key` changed in place
+    by `change` (it raises KeyError when what it edits is not there). Everything outside
+    the section (comments included) stays as it was; comments inside it are not kept."""
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "business_hours:"),
-                 None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == f"{key}:"), None)
     if start is None:
-        raise ConfigError(str(path), None, "no business_hours section")
+        raise ConfigError(str(path), None, f"no {key} section")
     end = start + 1
-    while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "#")):
+    while end < len(lines) and (not lines[end].strip() or lines[end][:1] in (" ", "#")
+                                or lines[end].startswith("- ")):
         end += 1
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1  # keep the blank lines before the next section
-    section = yaml.safe_load("".join(lines[start:end]))["business_hours"]
-    if name not in section:
-        raise ConfigError(str(path), start + 1, f"business_hours: no {name!r}")
-    section[name] = {k: v for k, v in spec.items() if v not in (None, [], {})}
-    if spec["holidays"] is None:
-        section[name]["holidays"] = None
-    block = yaml.safe_dump({"business_hours": section}, allow_unicode=True, sort_keys=False,
+    section = yaml.safe_load("".join(lines[start:end]))[key]
+    try:
+        change(section)
+    except KeyError as exc:
+        raise ConfigError(str(path), start + 1, str(exc.args[0])) from None
+    block = yaml.safe_dump({key: section}, allow_unicode=True, sort_keys=False,
                            default_flow_style=None, width=100)
     return "".join(lines[:start]) + block + "".join(lines[end:])
 
@@ -645,6 +667,247 @@ def _check_config(config_dir: Path, filename: str, text: str) -> Any:
             return load_settings(scratch)
         except ConfigError as exc:
             raise ConfigError(str(config_dir / filename), exc.line, exc.message) from None
+
+
+# Queues and channels are edited like business hours (validated as at start-up, written
+# atomically into queues.yaml, audited) but the router takes them at the next start: it
+# compiles queue membership, timeouts and statistics from the settings it was built with
+# and has no safe way to swap them while tasks are offered and held.
+
+QUEUE_FIELDS = ("name_th", "name_en", "agents", "hours", "strategy", "priority_aging",
+                *(f"sl_{c}_{part}" for c in Channel for part in ("threshold", "target")))
+CHANNEL_FIELDS = ("sl_threshold", "sl_target", "reservation_timeout", "wrap_up_seconds",
+                  "default_handle_seconds")
+
+
+def _saved_settings(request: web.Request) -> Any:
+    """The routing settings as saved in the configuration directory (what the next start
+    will use); the running ones when there is none or it cannot be read."""
+    center = request.app[CENTER_KEY]
+    if CONFIG_DIR_KEY in request.app:
+        try:
+            return load_settings(request.app[CONFIG_DIR_KEY])
+        except ConfigError as exc:
+            log.warning("saved configuration unreadable", extra={"error": str(exc)[:300]})
+    return center.settings
+
+
+def _strategies(settings: Any) -> tuple[str, ...]:
+    """The queue strategies routing/config.py allows (from its schema)."""
+    spec = next(iter(settings.queues.values())).spec
+    return get_args(type(spec).model_fields["strategy"].annotation)
+
+
+def _number(values: dict[str, str], name: str, errors: dict[str, str], key: str, *,
+            low: float, high: float | None = None, low_ok: bool = False) -> float | None:
+    """The field as a number within (low, high] (or [low, high] with `low_ok`); an error
+    keyed `key` otherwise."""
+    try:
+        number = float(values[name])
+    except ValueError:
+        errors[name] = key
+        return None
+    if not (number >= low if low_ok else number > low) or (high is not None and number > high):
+        errors[name] = key
+        return None
+    return int(number) if number.is_integer() else number
+
+
+def _service_level(values: dict[str, str], prefix: str, errors: dict[str, str],
+                   *, optional: bool) -> dict[str, float] | None:
+    threshold, target = f"{prefix}threshold", f"{prefix}target"
+    if optional and not values[threshold] and not values[target]:
+        return None
+    seconds = _number(values, threshold, errors, "err.seconds", low=0)
+    share = _number(values, target, errors, "err.target", low=0, high=1)
+    if seconds is None or share is None:
+        return None
+    return {"threshold_seconds": seconds, "target": share}
+
+
+def _config_field(exc: ConfigError, prefix: str, fields: dict[str, str],
+                  lang: str) -> tuple[str, str]:
+    """The form field a start-up validation error is about, and what to show next to it
+    (the whole error, with file and line, when it is about nothing on the form)."""
+    if exc.message.startswith(prefix):
+        where, _, detail = exc.message[len(prefix):].partition(": ")
+        if where in fields:
+            key = "err.expression" if where == "agents" else "err.config"
+            return fields[where], translate(lang, key, detail=detail)
+    return "file", str(exc)
+
+
+def _save_config(request: web.Request, section: str, change: Callable[[Any], None],
+                 ) -> tuple[Path, Any]:
+    """Change a section of queues.yaml, validate every file as at start-up and replace
+    the file atomically; ConfigError (nothing written) when the result is not valid."""
+    config_dir = request.app[CONFIG_DIR_KEY]
+    path = config_dir / "queues.yaml"
+    text = _with_section(path, section, change)
+    compiled = _check_config(config_dir, "queues.yaml", text)
+    write_text_atomically(path, text)
+    return path, compiled
+
+
+async def edit_queue_page(request: web.Request, staff: StaffIdentity,
+                          errors: dict[str, str] | None = None,
+                          values: dict[str, str] | None = None,
+                          status: int = 200) -> web.StreamResponse:
+    settings = _saved_settings(request)
+    queue_id = request.match_info["queue_id"]
+    if queue_id not in settings.queues:
+        raise web.HTTPNotFound(text=f"no queue {queue_id!r}")
+    if values is None:
+        spec = settings.queues[queue_id].spec
+        values = {"name_th": spec.name.th, "name_en": spec.name.en, "agents": spec.agents or "",
+                  "hours": spec.hours, "strategy": spec.strategy,
+                  "priority_aging": f"{spec.priority_aging:g}"}
+        for c in Channel:
+            level = spec.service_level.get(c)
+            values[f"sl_{c}_threshold"] = f"{level.threshold_seconds:g}" if level else ""
+            values[f"sl_{c}_target"] = f"{level.target:g}" if level else ""
+    return _render("admin_queue.html", request, staff, queue_id=queue_id, values=values,
+                   errors=errors or {}, hours=list(settings.hours),
+                   strategies=_strategies(settings), channels=[str(c) for c in Channel],
+                   defaults={str(c): settings.channel(c).service_level for c in Channel},
+                   editable=CONFIG_DIR_KEY in request.app, page="admin", status=status)
+
+
+async def update_queue(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    if CONFIG_DIR_KEY not in request.app:
+        raise web.HTTPConflict(text="queues are read-only here (no config directory)")
+    settings = _saved_settings(request)
+    queue_id = request.match_info["queue_id"]
+    if queue_id not in settings.queues:
+        raise web.HTTPNotFound(text=f"no queue {queue_id!r}")
+    form = await request.post()
+    values = {k: str(form.get(k, "")).strip() for k in QUEUE_FIELDS}
+    errors: dict[str, str] = {}
+    for name in ("name_th", "name_en"):
+        if not values[name]:
+            errors[name] = "err.required"
+        elif len(values[name]) > 200:
+            errors[name] = "err.too_long"
+    if len(values["agents"]) > 500:
+        errors["agents"] = "err.too_long"
+    if values["hours"] not in settings.hours:
+        errors["hours"] = "err.hours"
+    if values["strategy"] not in _strategies(settings):
+        errors["strategy"] = "err.strategy"
+    aging = _number(values, "priority_aging", errors, "err.aging", low=0, low_ok=True)
+    levels = {str(c): _service_level(values, f"sl_{c}_", errors, optional=True)
+              for c in Channel}
+    before = settings.queues[queue_id].spec.model_dump(mode="json", exclude_none=True)
+
+    def change(section: list[dict[str, Any]]) -> None:
+        item = next((q for q in section if isinstance(q, dict) and q.get("id") == queue_id),
+                    None)
+        if item is None:
+            raise KeyError(f"queues: no {queue_id!r}")
+        item["name"] = {"th": values["name_th"], "en": values["name_en"]}
+        item.pop("agents", None)
+        if values["agents"]:
+            item["agents"] = values["agents"]
+        item["hours"] = values["hours"]
+        if values["strategy"] != "longest_idle" or "strategy" in item:
+            item["strategy"] = values["strategy"]
+        if aging or "priority_aging" in item:
+            item["priority_aging"] = aging
+        chosen = {c: level for c, level in levels.items() if level}
+        if chosen:
+            item["service_level"] = chosen
+        else:
+            item.pop("service_level", None)
+
+    if not errors:
+        index = list(settings.queues).index(queue_id)
+        fields = {"agents": "agents", "name.th": "name_th", "name.en": "name_en",
+                  "hours": "hours", "strategy": "strategy", "priority_aging": "priority_aging",
+                  **{f"service_level.{c}.{k}_seconds" if k == "threshold" else
+                     f"service_level.{c}.{k}": f"sl_{c}_{k}"
+                     for c in Channel for k in ("threshold", "target")}}
+        try:
+            path, compiled = _save_config(request, "queues", change)
+        except ConfigError as exc:
+            field, message = _config_field(exc, f"queues.{index}.", fields,
+                                           language_of(request))
+            errors[field] = message
+    if errors:
+        return await edit_queue_page(request, staff, errors=errors, values=values, status=422)
+    after = compiled.queues[queue_id].spec.model_dump(mode="json", exclude_none=True)
+    await request.app[CENTER_KEY].audit(
+        _actor(request, staff), "admin.update", "queue", queue_id, None,
+        data={"file": str(path), "from": before, "to": after,
+              "changed": sorted(k for k in {*before, *after} if before.get(k) != after.get(k)),
+              "takes_effect": "next start"})
+    return _redirect("/admin/?saved=queue#queues-title")
+
+
+async def edit_channel_page(request: web.Request, staff: StaffIdentity,
+                            errors: dict[str, str] | None = None,
+                            values: dict[str, str] | None = None,
+                            status: int = 200) -> web.StreamResponse:
+    settings = _saved_settings(request)
+    channel = request.match_info["channel"]
+    if channel not in settings.channels:
+        raise web.HTTPNotFound(text=f"no channel {channel!r}")
+    if values is None:
+        spec = settings.channels[Channel(channel)]
+        values = {"sl_threshold": f"{spec.service_level.threshold_seconds:g}",
+                  "sl_target": f"{spec.service_level.target:g}",
+                  "reservation_timeout": f"{spec.reservation_timeout:g}",
+                  "wrap_up_seconds": f"{spec.wrap_up_seconds:g}",
+                  "default_handle_seconds": f"{spec.default_handle_seconds:g}"}
+    return _render("admin_channel.html", request, staff, channel=channel, values=values,
+                   errors=errors or {}, editable=CONFIG_DIR_KEY in request.app,
+                   page="admin", status=status)
+
+
+async def update_channel(request: web.Request, staff: StaffIdentity) -> web.StreamResponse:
+    if CONFIG_DIR_KEY not in request.app:
+        raise web.HTTPConflict(text="channels are read-only here (no config directory)")
+    settings = _saved_settings(request)
+    channel = request.match_info["channel"]
+    if channel not in settings.channels:
+        raise web.HTTPNotFound(text=f"no channel {channel!r}")
+    form = await request.post()
+    values = {k: str(form.get(k, "")).strip() for k in CHANNEL_FIELDS}
+    errors: dict[str, str] = {}
+    level = _service_level(values, "sl_", errors, optional=False)
+    numbers = {
+        "reservation_timeout": _number(values, "reservation_timeout", errors, "err.seconds",
+                                       low=0),
+        "wrap_up_seconds": _number(values, "wrap_up_seconds", errors, "err.seconds_or_zero",
+                                   low=0, low_ok=True),
+        "default_handle_seconds": _number(values, "default_handle_seconds", errors,
+                                          "err.seconds", low=0)}
+    before = settings.channels[Channel(channel)].model_dump(mode="json")
+
+    def change(section: dict[str, Any]) -> None:
+        if channel not in section:
+            raise KeyError(f"channels: no {channel!r}")
+        section[channel] = {**section[channel], "service_level": level, **numbers}
+
+    if not errors:
+        fields = {"service_level.threshold_seconds": "sl_threshold",
+                  "service_level.target": "sl_target",
+                  **{k: k for k in CHANNEL_FIELDS[2:]}}
+        try:
+            path, compiled = _save_config(request, "channels", change)
+        except ConfigError as exc:
+            field, message = _config_field(exc, f"channels.{channel}.", fields,
+                                           language_of(request))
+            errors[field] = message
+    if errors:
+        return await edit_channel_page(request, staff, errors=errors, values=values,
+                                       status=422)
+    after = compiled.channels[Channel(channel)].model_dump(mode="json")
+    await request.app[CENTER_KEY].audit(
+        _actor(request, staff), "admin.update", "channel_settings", channel, None,
+        data={"file": str(path), "from": before, "to": after,
+              "changed": sorted(k for k in after if before.get(k) != after.get(k)),
+              "takes_effect": "next start"})
+    return _redirect("/admin/?saved=channel#channels-title")
 
 
 # ---------------------------------------------------------------------------------------

@@ -405,6 +405,64 @@ TEXTS: dict[str, tuple[str, str]] = {
                      "Unknown time zone (e.g. Asia/Bangkok)"),
     "err.holidays": ("ใช้ TH หรือเว้นว่าง", "Use TH or leave empty"),
     "err.dates": ("ใช้วันที่แบบ YYYY-MM-DD", "Use dates as YYYY-MM-DD"),
+    # admin: queues and channels (saved to queues.yaml; used from the next start)
+    "admin.channels": ("ช่องทาง", "Channels"),
+    "admin.channel": ("ช่องทาง", "Channel"),
+    "admin.edit_queue": ("แก้ไขคิว", "Edit queue"),
+    "admin.edit_channel": ("แก้ไขการตั้งค่าช่องทาง", "Edit channel settings"),
+    "admin.saved.queue": ("บันทึกคิวแล้ว จะมีผลเมื่อเริ่มระบบครั้งถัดไป",
+                          "Queue saved; it takes effect when the service next starts"),
+    "admin.saved.channel": ("บันทึกการตั้งค่าช่องทางแล้ว จะมีผลเมื่อเริ่มระบบครั้งถัดไป",
+                            "Channel settings saved; they take effect when the service next "
+                            "starts"),
+    "admin.next_start": ("การเปลี่ยนแปลงจะบันทึกลงไฟล์การตั้งค่าทันที และมีผลกับการจัดสรรงาน"
+                         "เมื่อเริ่มระบบครั้งถัดไป",
+                         "Changes are saved to the configuration at once and take effect "
+                         "on routing when the service next starts"),
+    "admin.pending": ("รอเริ่มระบบใหม่", "takes effect at next start"),
+    "admin.pending_note": ("รายการที่มีป้าย “รอเริ่มระบบใหม่” บันทึกแล้วแต่จะมีผลเมื่อเริ่มระบบครั้งถัดไป",
+                           "Items marked “takes effect at next start” are saved but routing "
+                           "uses them only after the next start"),
+    "admin.agents_hint": ("นิพจน์เลือกเจ้าหน้าที่ เช่น skills.tax >= 1 หรือ 'en' in languages "
+                          "เว้นว่าง = เจ้าหน้าที่ทุกคน",
+                          "Which agents, e.g. skills.tax >= 1 or 'en' in languages; "
+                          "empty = every agent"),
+    "admin.aging_hint": ("คะแนนลำดับความสำคัญที่เพิ่มต่อนาทีที่รอ 0 = ไม่เพิ่ม",
+                         "Priority points added per minute waited; 0 = none"),
+    "admin.strategy.longest_idle": ("ว่างนานที่สุดก่อน", "Longest idle first"),
+    "admin.strategy.most_skilled": ("ทักษะสูงที่สุดก่อน", "Most skilled first"),
+    "admin.sl_overrides": ("ระดับการให้บริการเฉพาะคิวนี้", "Service level for this queue"),
+    "admin.sl_overrides_hint": ("เว้นว่างทั้งสองช่อง = ใช้ค่าของช่องทาง",
+                                "Leave both empty to use the channel's"),
+    "admin.sl_default": ("ค่าของช่องทาง: {target} ภายใน {seconds} วินาที",
+                         "Channel's: {target} within {seconds} s"),
+    "admin.sl_value": ("{target} % ภายใน {seconds} วินาที", "{target} % within {seconds} s"),
+    "admin.service_level": ("ระดับการให้บริการ", "Service level"),
+    "admin.target_hint": ("สัดส่วนระหว่าง 0 ถึง 1 เช่น 0.8 = 80 %",
+                          "A share between 0 and 1, e.g. 0.8 = 80 %"),
+    "admin.wrap_up_hint": ("เวลาสรุปงานหลังการติดต่อ (วินาที) 0 = ไม่มี",
+                           "After-contact work in seconds; 0 = none"),
+    "field.name_th": ("ชื่อ (ไทย)", "Name (Thai)"),
+    "field.name_en": ("ชื่อ (อังกฤษ)", "Name (English)"),
+    "field.agents": ("เจ้าหน้าที่ที่รับงาน", "Agents"),
+    "field.hours": ("เวลาทำการ", "Business hours"),
+    "field.strategy": ("วิธีเลือกเจ้าหน้าที่", "Strategy"),
+    "field.priority_aging": ("การเพิ่มลำดับความสำคัญตามเวลารอ", "Priority aging"),
+    "field.sl_threshold": ("เกณฑ์เวลา (วินาที)", "Threshold (seconds)"),
+    "field.sl_target": ("เป้าหมาย (0–1)", "Target (0–1)"),
+    "field.reservation_timeout": ("เวลารอรับงาน (วินาที)", "Reservation timeout (seconds)"),
+    "field.wrap_up_seconds": ("เวลาสรุปงาน (วินาที)", "Wrap-up (seconds)"),
+    "field.default_handle_seconds": ("เวลาให้บริการโดยประมาณ (วินาที)",
+                                     "Default handle time (seconds)"),
+    "err.expression": ("นิพจน์ไม่ถูกต้อง: {detail}", "The expression is not valid: {detail}"),
+    "err.config": ("ค่าไม่ถูกต้อง: {detail}", "Not a valid value: {detail}"),
+    "err.hours": ("เลือกเวลาทำการที่กำหนดไว้ หรือ always", "Choose defined business hours or always"),
+    "err.strategy": ("เลือกวิธีที่มีในรายการ", "Choose one of the listed strategies"),
+    "err.aging": ("ใส่ตัวเลขตั้งแต่ 0 ขึ้นไป", "Enter a number of 0 or more"),
+    "err.seconds": ("ใส่จำนวนวินาทีที่มากกว่า 0", "Enter a number of seconds above 0"),
+    "err.seconds_or_zero": ("ใส่จำนวนวินาทีตั้งแต่ 0 ขึ้นไป", "Enter a number of seconds, 0 or more"),
+    "err.target": ("ใส่สัดส่วนที่มากกว่า 0 และไม่เกิน 1 เช่น 0.8",
+                   "Enter a share above 0 and at most 1, e.g. 0.8"),
     # reports: the figures added with bot containment, and their definitions
     "report.conversations": ("จำนวนการติดต่อ", "Conversations"),
     "report.bot_containment": ("บอทตอบจบเอง", "Bot containment"),
@@ -475,6 +533,14 @@ def language_of(request: web.Request) -> str:
     """The language chosen with the switch (Thai unless English was chosen)."""
     lang = request.cookies.get(LANG_COOKIE, "th")
     return lang if lang in LANGUAGES else "th"
+
+
+# One threshold and target field per channel on the queue form.
+for _channel in ("voice", "chat", "email", "kiosk", "sms"):
+    _th, _en = TEXTS[f"channel.{_channel}"]
+    TEXTS[f"field.sl_{_channel}_threshold"] = (f"{_th}: เกณฑ์เวลา (วินาที)",
+                                               f"{_en}: threshold (seconds)")
+    TEXTS[f"field.sl_{_channel}_target"] = (f"{_th}: เป้าหมาย (0–1)", f"{_en}: target (0–1)")
 
 
 def translate(lang: str, key: str, **values: object) -> str:

@@ -22,7 +22,7 @@ from agent_console.api import CENTER_KEY
 from agent_console.data import CANNED_FILE, use_canned_file
 from onestop.app import build_app
 from onestop.demo import seed_demo
-from routing import AuditEntry, ContactCenter, load_settings
+from routing import AuditEntry, Channel, ContactCenter, load_settings
 from tests.agent_console.console_support import form_login, hidden
 from tests.support.app import app_settings, bearer, login
 
@@ -254,10 +254,108 @@ async def test_admin_screens_are_for_admins_only(
     for username, password in (("supervisor", "demo-supervisor"), ("somsri", "demo-agent-1")):
         await form_login(client, username, password)
         for path in (f"/admin/agents/{somsri.id}", "/admin/canned/greeting",
-                     "/admin/hours/office"):
+                     "/admin/hours/office", "/admin/queues/welfare", "/admin/channels/chat"):
             assert (await client.get(path)).status == 403
             assert (await client.post(path, data={"display_name": "x"})).status == 403
     await form_login(client, "admin", "demo-admin")
     no_token = await client.post("/admin/hours/office", data={"mon": "08:00-09:00"})
     assert no_token.status == 403  # without the form's CSRF token nothing changes
     assert "08:00-09:00" not in (config_dir / "queues.yaml").read_text(encoding="utf-8")
+    no_token = await client.post("/admin/channels/chat", data={"wrap_up_seconds": "99"})
+    assert no_token.status == 403
+    assert load_settings(config_dir).channels["chat"].wrap_up_seconds == 0
+
+
+QUEUE_FORM = {"name_th": "สวัสดิการสังคมและเบี้ยยังชีพ", "name_en": "Social welfare and allowances",
+              "agents": "skills.welfare >= 2", "hours": "extended", "strategy": "most_skilled",
+              "priority_aging": "2", "sl_chat_threshold": "45", "sl_chat_target": "0.85"}
+
+
+async def test_an_admin_edits_a_queue_into_queues_yaml_for_the_next_start(
+    admin: TestClient, config_dir: Path,
+) -> None:
+    center = center_of(admin)
+    path = config_dir / "queues.yaml"
+    before = path.read_text(encoding="utf-8")
+    form_page = await (await admin.get("/admin/queues/welfare")).text()
+    assert 'value="skills.welfare &gt;= 1"' in form_page  # the saved expression, to edit
+    assert "มีผลกับการจัดสรรงานเมื่อเริ่มระบบครั้งถัดไป" in form_page
+
+    bad_target = await post_form(admin, "/admin/queues/welfare", {
+        **QUEUE_FORM, "sl_voice_threshold": "10", "sl_voice_target": "1.5", "name_en": ""})
+    html = await bad_target.text()
+    assert bad_target.status == 422
+    assert field_error(html, "sl_voice_target").startswith("ใส่สัดส่วนที่มากกว่า 0 และไม่เกิน 1")
+    assert field_error(html, "name_en") == "ต้องกรอกช่องนี้"
+    assert 'href="#f-sl_voice_target"' in html  # the summary links to the field
+    bad_expression = await post_form(admin, "/admin/queues/welfare", {
+        **QUEUE_FORM, "agents": "skills.welfare >="})
+    html = await bad_expression.text()
+    assert bad_expression.status == 422
+    message = field_error(html, "agents")
+    assert message.startswith("นิพจน์ไม่ถูกต้อง:") and "syntax error" in message
+    assert 'href="#f-agents"' in html
+    assert path.read_text(encoding="utf-8") == before  # nothing written
+
+    saved = await post_form(admin, "/admin/queues/welfare", QUEUE_FORM)
+    assert saved.status == 303, await saved.text()
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("# Queues, channels and business hours.")  # comments kept
+    welfare = load_settings(config_dir).queues["welfare"].spec  # what the next start reads
+    assert welfare.name.en == "Social welfare and allowances" and welfare.hours == "extended"
+    assert welfare.agents == "skills.welfare >= 2" and welfare.strategy == "most_skilled"
+    assert welfare.priority_aging == 2 and welfare.service_level["chat"].target == 0.85
+    assert "voice" not in welfare.service_level
+    shipped = load_settings(ROOT / "config")
+    assert load_settings(config_dir).queues["social_work"].spec == shipped.queues[
+        "social_work"].spec  # other queues as they were
+    # The running router keeps its settings until the next start, and says so.
+    assert center.settings.queues["welfare"].spec.agents == "skills.welfare >= 1"
+    listing = await (await admin.get("/admin/?saved=queue")).text()
+    assert "บันทึกคิวแล้ว จะมีผลเมื่อเริ่มระบบครั้งถัดไป" in listing
+    row = re.search(r'<tr data-queue="welfare">(.*?)</tr>', listing, re.S)
+    assert row and "Social welfare and allowances" in row.group(1)
+    assert "skills.welfare &gt;= 2" in row.group(1) and "รอเริ่มระบบใหม่" in row.group(1)
+    other = re.search(r'<tr data-queue="general">(.*?)</tr>', listing, re.S)
+    assert other and "รอเริ่มระบบใหม่" not in other.group(1)
+    (entry,) = await audit_of(center, "queue")
+    assert entry.subject_id == "welfare" and entry.action == "admin.update"
+    assert entry.data["from"]["agents"] == "skills.welfare >= 1"
+    assert entry.data["to"]["agents"] == "skills.welfare >= 2"
+    assert {"agents", "name", "hours", "strategy"} <= set(entry.data["changed"])
+    assert (await admin.get("/admin/queues/nope")).status == 404
+
+
+async def test_an_admin_gives_chat_after_contact_work_for_the_next_start(
+    admin: TestClient, config_dir: Path,
+) -> None:
+    center = center_of(admin)
+    path = config_dir / "queues.yaml"
+    before = path.read_text(encoding="utf-8")
+    form = {"sl_threshold": "60", "sl_target": "0.8", "reservation_timeout": "30",
+            "wrap_up_seconds": "90", "default_handle_seconds": "420"}
+    bad = await post_form(admin, "/admin/channels/chat", {
+        **form, "wrap_up_seconds": "-5", "sl_target": "1.5", "reservation_timeout": "soon"})
+    html = await bad.text()
+    assert bad.status == 422
+    assert field_error(html, "wrap_up_seconds") == "ใส่จำนวนวินาทีตั้งแต่ 0 ขึ้นไป"
+    assert field_error(html, "sl_target").startswith("ใส่สัดส่วนที่มากกว่า 0 และไม่เกิน 1")
+    assert field_error(html, "reservation_timeout") == "ใส่จำนวนวินาทีที่มากกว่า 0"
+    assert path.read_text(encoding="utf-8") == before
+
+    saved = await post_form(admin, "/admin/channels/chat", form)
+    assert saved.status == 303, await saved.text()
+    assert path.read_text(encoding="utf-8").startswith("# Queues, channels and business hours.")
+    configured = load_settings(config_dir)  # what the next start reads
+    assert configured.channels["chat"].wrap_up_seconds == 90
+    assert configured.channels["chat"].entry == "bot"  # fields not on the form are kept
+    assert configured.channels["voice"] == load_settings(ROOT / "config").channels["voice"]
+    assert center.settings.channel(Channel.CHAT).wrap_up_seconds == 0  # not yet
+    listing = await (await admin.get("/admin/?saved=channel")).text()
+    assert "บันทึกการตั้งค่าช่องทางแล้ว" in listing
+    row = re.search(r'<tr data-channel="chat">(.*?)</tr>', listing, re.S)
+    assert row and "<td>90</td>" in row.group(1) and "รอเริ่มระบบใหม่" in row.group(1)
+    (entry,) = await audit_of(center, "channel_settings")
+    assert entry.subject_id == "chat" and entry.data["changed"] == ["wrap_up_seconds"]
+    assert entry.data["to"]["wrap_up_seconds"] == 90
+    assert (await admin.get("/admin/channels/fax")).status == 404

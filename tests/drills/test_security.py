@@ -149,9 +149,11 @@ PAGES: dict[str, Expect] = {
     "/console/": {**STAFF},  # agents and supervisors (admins hold every role)
     "/supervisor/": SUPERVISOR, "/supervisor/conversations/{conversation_id}": SUPERVISOR,
     "/supervisor/reports": SUPERVISOR, "/admin/": ADMIN, "/admin/agents": ADMIN,
-    # The admin screens' edit forms (agents, canned responses, business hours).
+    # The admin screens' edit forms (agents, canned responses, business hours, queues,
+    # channel settings).
     "/admin/agents/{agent_id}": ADMIN, "/admin/canned/{canned_id}": ADMIN,
-    "/admin/hours/{hours_id}": ADMIN,
+    "/admin/hours/{hours_id}": ADMIN, "/admin/queues/{queue_id}": ADMIN,
+    "/admin/channels/{channel}": ADMIN,
     "/console/ws": STAFF, "/console/logout": STAFF, "/console/logout-everywhere": STAFF,
 }
 OTHER: dict[str, Expect] = {"/kiosk/v1/events": SIGNED, "/kiosk/v1/devices": SUPERVISOR,
