@@ -15,6 +15,11 @@ class ChannelAdapter(Protocol):
 
     Returns the provider's id for the sent message (or None). Raises
     `DeliveryError` when the provider refused or could not be reached; the core retries.
+
+    An adapter whose delivery is local and cannot fail (the web chat: its sockets read the
+    store) may set a class attribute `local_delivery = True`: the core then stores a reply
+    as sent, outbox entry included, in the transaction that stores it, and calls `deliver`
+    once without claiming the entry (a citizen who reconnects reads the store).
     """
 
     channel: Channel

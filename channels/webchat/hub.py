@@ -289,12 +289,17 @@ class WebChat:
         result = await self.center.ingest(self._inbound(
             conn, frame.client_id, text, metadata={"payload": frame.payload}
             if frame.payload else {}))
+        attached = conn.conversation_id is None
         await self._check_owner(conn, result.conversation_id, frame.client_id)
         # The message itself went out with its event (a socket attached by this very
-        # message, or a redelivery, reads it from the store); then the acknowledgement.
+        # message, or a redelivery, reads it from the store, up to this message); then the
+        # acknowledgement; then, for a socket this message attached, whatever was stored
+        # before it was attached (the bot's answer may already be there).
         conn.push(_Stored(result.conversation_id, result.sequence))
         conn.push({"type": "ack", "client_id": frame.client_id, "seq": result.sequence,
                    "duplicate": result.duplicate})
+        if attached:
+            conn.push(_PUMP)
 
     async def _ack(self, conn: Connection, frame: Ack) -> None:
         conn.acked_seq = max(conn.acked_seq, min(frame.seq, conn.sent_seq))
@@ -498,12 +503,15 @@ class WebChat:
 
     # -- helpers --------------------------------------------------------------------------
 
-    async def _pump(self, conn: Connection) -> None:
+    async def _pump(self, conn: Connection, upto: int | None = None) -> None:
+        """Send the stored messages after the socket's `sent_seq` (up to `upto`)."""
         if conn.conversation_id is None:
             return
         for message in await self.center.messages(conn.conversation_id,
                                                   after_seq=conn.sent_seq,
                                                   include_internal=False):
+            if upto is not None and message.seq > upto:
+                break
             await conn.ws.send_json(await self.message_frame(message))
             conn.sent_seq = message.seq
 
@@ -521,7 +529,10 @@ class WebChat:
                 await conn.ws.send_json(frame)
                 conn.sent_seq = item.seq
                 return
-        await self._pump(conn)
+        # A gap. An event's message and those before it; for a marker (an adapter's
+        # delivery, the citizen's own message) only up to its message: later ones come
+        # with their own events, or with the pump that attaching a socket always queues.
+        await self._pump(conn, upto=None if item.event is not None else item.seq)
 
     def _event_frame(self, item: _Stored) -> dict[str, Any] | None:
         """The widget's frame for the message an event carries (None: read the store)."""

@@ -38,6 +38,18 @@ def statements(center: ContactCenter) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", statement)
 
 
+#: What the hub and the reply route used to run per message: the holders' query
+#: (`agents_on`), a task's conversation, a message read back. (The router's own timers may
+#: run other queries at the same moment, so only these shapes are looked for.)
+RELAY_SHAPES = ("SELECT tasks.agent_id FROM tasks", "SELECT tasks.id, tasks.conversation_id FROM",
+                "SELECT messages.")
+
+
+def relay_queries(seen: list[str]) -> list[str]:
+    flat = [" ".join(sql.split()) for sql in seen]
+    return [sql for sql in flat if sql.startswith(RELAY_SHAPES)]
+
+
 async def accepted_email(client: Any, ws: Any, key: str) -> tuple[str, str]:
     """An email conversation the signed-in agent of `client` accepted: (conversation, task)."""
     center = center_of(client)
@@ -72,7 +84,7 @@ async def test_a_message_reaches_the_agent_who_holds_it_without_a_query(
     with statements(center) as seen:
         await hub.dispatch(stored(conversation_id, 7, "มาจากความจำ"))
         await hub.dispatch(stored("not-held-by-anyone", 1, "ไม่มีใครรับ"))
-    assert seen == []
+    assert relay_queries(seen) == []
     message = await next_of(ws_somsri, "message", conversation_id=conversation_id, seq=7)
     assert message["body"] == "มาจากความจำ"
     assert [e for e in await drain(ws_anan) if e["type"] == "message"] == []
@@ -81,7 +93,7 @@ async def test_a_message_reaches_the_agent_who_holds_it_without_a_query(
     with statements(center) as seen:
         assert await holds_conversation(center, me, conversation_id)
         assert not await holds_conversation(center, me, "not-held-by-anyone")
-    assert seen == []
+    assert relay_queries(seen) == []
     for ws in (ws_somsri, ws_anan):
         await ws.close()
 
@@ -111,7 +123,7 @@ async def test_a_hub_started_after_the_acceptance_still_finds_the_holder(
         assert len(holders) == 1 and late._tasks.of(task_id) == conversation_id
         with statements(center) as seen:
             assert await late.holders(conversation_id) == holders
-        assert seen == []
+        assert relay_queries(seen) == []
     finally:
         await late.stop()
     await ws.close()
@@ -140,10 +152,11 @@ async def test_a_reply_is_answered_with_the_stored_message(
     assert row is not None
     assert body["seq"] == row.seq and body["delivery"] == row.delivery
     assert body["body"] == "รับเรื่องแล้วค่ะ" and body["author"] == "agent"
-    # Nothing reads the message back, nor the tasks to find the holder.
-    assert not any("FROM messages WHERE messages.id = " in " ".join(sql.split())
-                   for sql in seen), seen
-    assert not any("FROM tasks" in sql for sql in seen), seen
+    # Nothing reads the message back, nor the tasks to find the holder (the router's
+    # timers may run their own queries meanwhile: only the reply's shapes are checked).
+    flat = [" ".join(sql.split()) for sql in seen]
+    assert not any("FROM messages WHERE messages.id = " in sql for sql in flat), flat
+    assert not any(sql.startswith(RELAY_SHAPES[:2]) for sql in flat), flat
 
     # Someone else's conversation: 403; an unknown one: 404.
     other = await anan.post(f"/api/v1/conversations/{conversation_id}/messages",
