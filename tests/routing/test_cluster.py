@@ -249,9 +249,9 @@ async def test_when_the_leader_is_killed_the_other_node_takes_over_and_offers_ag
     cluster.nodes.remove(leader)
 
     started = asyncio.get_running_loop().time()
-    await until(lambda: follower.center.leading, seconds=LEASE * 5)
+    await until(lambda: follower.center.leading, seconds=LEASE * 6)
     took = asyncio.get_running_loop().time() - started
-    assert took <= LEASE * 3, took
+    assert took <= LEASE * 4, took  # the lease runs out, then a campaign (every LEASE/5)
     router = follower.center.router
     # Being worked on: still hers. Offered: offered again. Waiting: still waiting.
     assert router.task(offered).status is TaskStatus.ASSIGNED
