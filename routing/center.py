@@ -1679,13 +1679,20 @@ class ContactCenter:
 
     async def _sweep(self) -> None:
         """Route every unfinished task the router does not know: one stored while no node
-        led, or whose command was lost with a node."""
+        led, or whose command was lost with a node. In a cluster only tasks older than a
+        routing command may live: a younger one's submission may still be on its way from
+        the node that stored it, and routing it here first would let that late command
+        route it again once it is done."""
         async with self._lock:
             if not self.leading:
                 return
             unfinished = [str(x) for x in TaskStatus if not x.is_final]
+            query = select(Task.id).where(Task.status.in_(unfinished))
+            if self.cluster is not None:
+                query = query.where(Task.created_at < self.clock.now() - timedelta(
+                    seconds=self.cluster.call_timeout))
             async with self.db.sessions() as s:
-                ids = (await s.scalars(select(Task.id).where(Task.status.in_(unfinished)))).all()
+                ids = (await s.scalars(query)).all()
                 missing = [i for i in ids if not self._router.has_task(i)]
                 tasks = (await s.scalars(select(Task).where(
                     Task.id.in_(missing), Task.status.in_(unfinished))
@@ -1754,8 +1761,8 @@ async def wait_or_timeout(event: asyncio.Event, seconds: float) -> None:
 
 def _op_submit(r: Router, now: float, task_id: str, channel: str,
                attributes: Mapping[str, Any], enqueued_at: float) -> list[RouterEvent]:
-    if r.has_task(task_id):
-        return []  # already routed (the sweep found it first)
+    if r.has_task(task_id) or r.finished_recently(task_id):
+        return []  # already routed (the sweep or a takeover found it first), or done
     return r.submit(task_id, Channel(channel), attributes, now, enqueued_at=enqueued_at)
 
 

@@ -39,6 +39,10 @@ from routing.expressions import matches
 # Events
 
 
+#: How many finished task ids a router remembers (see `Router.finished_recently`).
+FORGOTTEN_KEPT = 50_000
+
+
 @dataclass(frozen=True, slots=True)
 class RouterEvent:
     task_id: str | None
@@ -263,6 +267,9 @@ class Router:
         self.settings = settings
         self._agents: dict[str, _Agent] = {}
         self._tasks: dict[str, _Task] = {}
+        #: Ids of tasks recently finished and forgotten (newest last, bounded): a late
+        #: duplicate of their submission must not route them again.
+        self._forgotten: dict[str, None] = {}
         self._waiting: dict[tuple[str, Channel], SortedList] = {}
         self._members: dict[str, set[str]] = {q: set() for q in settings.queues}
         self._free: set[str] = set()
@@ -479,6 +486,14 @@ class Router:
         task = self._tasks.get(task_id)
         if task is not None and task.status.is_final:
             del self._tasks[task_id]
+            self._forgotten[task_id] = None
+            if len(self._forgotten) > FORGOTTEN_KEPT:
+                del self._forgotten[next(iter(self._forgotten))]
+
+    def finished_recently(self, task_id: str) -> bool:
+        """Whether this router finished and forgot `task_id` (among the last
+        `FORGOTTEN_KEPT`)."""
+        return task_id in self._forgotten
 
     # -- time ---------------------------------------------------------------------------
 

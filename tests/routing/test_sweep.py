@@ -10,7 +10,15 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from routing import Author, Channel, ContactCenter, InboundMessage, Task
+from routing import (
+    Author,
+    Channel,
+    ContactCenter,
+    InboundMessage,
+    Presence,
+    Task,
+    TaskOffered,
+)
 from tests.conftest import ManualClock
 
 
@@ -58,3 +66,31 @@ async def test_an_unanswered_message_goes_to_people_after_a_minute(
 
     await center._sweep()  # once only
     assert len(await _tasks(center, plain)) == 1
+
+
+async def test_a_late_duplicate_submission_of_a_finished_task_routes_nothing(
+        center: ContactCenter) -> None:
+    """In a cluster a task's submission can reach the leader after the sweep routed the task
+    and an officer finished it: it must not be offered (and accepted) a second time."""
+    agent_id = await center.upsert_agent(
+        username="late-dup", display_name="Late Dup", password_hash="x", roles=["agent"],
+        skills={"general": 5}, languages=["th", "en"], capacity={"chat": 2})
+    await center.set_presence(agent_id, Presence.AVAILABLE)
+    result = await center.ingest(InboundMessage(
+        channel=Channel.CHAT, message_id=secrets.token_hex(8),
+        conversation_key=secrets.token_hex(8), body="ขอคุยกับเจ้าหน้าที่"))
+    conversation = result.conversation_id
+    task_id = await center.hand_to_people(conversation, reason="asked_for_agent")
+    await center.accept_task(task_id, agent_id)
+    await center.complete_task(task_id, agent_id, wrap_up=False)
+    assert not center.router.has_task(task_id)
+    offers: list[object] = []
+
+    async def offered(event: object) -> None:
+        if isinstance(event, TaskOffered):
+            offers.append(event)
+
+    center.bus.subscribe(offered)
+    await center.execute("submit", {"task_id": task_id, "channel": "chat",
+                                    "attributes": {}, "enqueued_at": 0.0})
+    assert offers == [] and not center.router.has_task(task_id)
