@@ -41,16 +41,16 @@ def alembic_config() -> Config:
     return config
 
 
-async def migrate(db: routing.Database) -> None:
-    """Bring the database schema to the newest revision."""
+async def migrate(db: routing.Database, to: str = "head") -> None:
+    """Bring the database schema to the newest revision (or to revision `to`)."""
     async with db.engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, to)
 
 
-def _upgrade(connection: Any) -> None:
+def _upgrade(connection: Any, to: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, to)
 
 
 async def current_revision(db: routing.Database) -> str | None:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -210,7 +210,9 @@ class ContactCenter:
                 await s.scalars(
                     select(Task)
                     .where(Task.status.in_([str(x) for x in TaskStatus if not x.is_final]))
-                    .order_by(Task.enqueued_at)
+                    # Ties in time go by id (time-ordered): first come, first served
+                    # survives a take-over even for tasks queued in the same instant.
+                    .order_by(Task.enqueued_at, Task.id)
                 )
             ).all()
         events: list[RouterEvent] = []
@@ -528,7 +530,8 @@ class ContactCenter:
         `conv` is the conversation as the message's transaction left it and `open_task`
         whether it had an unfinished task then (no second read: a task finished in
         between is caught by the sweep's unanswered conversations, a task created in
-        between by `hand_to_people`, which keeps one open task per conversation)."""
+        between by `hand_to_people`, which keeps one open task per conversation even
+        when hand-offs race)."""
         entry = self.settings.channel(inbound.channel).entry
         if inbound.author is not Author.CITIZEN or entry == "ivr":
             return
@@ -594,7 +597,11 @@ class ContactCenter:
         now = self.clock.now()
 
         async def create(s: AsyncSession) -> Task:
-            conv = await s.get_one(Conversation, conversation_id)
+            # One open task per conversation (a unique index): racing hand-offs queue on
+            # the conversation's row (PostgreSQL) or lose on the index and retry (SQLite);
+            # either way the later ones find the first one's task.
+            conv = await s.get_one(Conversation, conversation_id,
+                                   with_for_update={"key_share": True})  # NO KEY UPDATE
             open_task = await s.scalar(select(Task).where(
                 Task.conversation_id == conversation_id,
                 Task.status.in_([str(x) for x in TaskStatus if not x.is_final])))
@@ -1628,9 +1635,10 @@ class ContactCenter:
             try:
                 async with self.db.sessions() as s, s.begin():
                     return await work(s)
-            except (IntegrityError, OperationalError) as exc:
+            except DBAPIError as exc:  # IntegrityError, OperationalError, a deadlock…
                 retryable = isinstance(exc, IntegrityError) or "locked" in str(exc) or (
-                    "busy" in str(exc).lower()) or "could not serialize" in str(exc)
+                    "busy" in str(exc).lower()) or "could not serialize" in str(exc) or (
+                    "deadlock detected" in str(exc))
                 if not retryable or attempt == attempts - 1:
                     raise
                 await asyncio.sleep(0.01 * (2**attempt))
@@ -1696,7 +1704,7 @@ class ContactCenter:
                 missing = [i for i in ids if not self._router.has_task(i)]
                 tasks = (await s.scalars(select(Task).where(
                     Task.id.in_(missing), Task.status.in_(unfinished))
-                    .order_by(Task.enqueued_at))).all() if missing else []
+                    .order_by(Task.enqueued_at, Task.id))).all() if missing else []
             ts = self.clock.now().timestamp()
             events: list[RouterEvent] = []
             for task in tasks:

@@ -17,9 +17,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from routing.domain import TaskStatus
 from routing.storage.types import UTCDateTime, new_id
 
 metadata = MetaData(
@@ -158,10 +160,21 @@ class Message(Base):
     created_at: Mapped[datetime]
 
 
+#: The task statuses that are not final, as SQL: a conversation has at most one such task.
+OPEN_TASK_SQL = "status IN ({})".format(
+    ", ".join(f"'{status}'" for status in TaskStatus if not status.is_final))
+
+
 class Task(Base):
-    """Routable work for a person; mirrors the router's state durably."""
+    """Routable work for a person; mirrors the router's state durably. A conversation has
+    at most one open task (a unique partial index): hand-offs that race (the citizen's
+    request, the bot's, the sweep's, another node's) end with one, never two offers."""
 
     __tablename__ = "tasks"
+    __table_args__ = (
+        Index("uq_tasks_open_conversation", "conversation_id", unique=True,
+              sqlite_where=text(OPEN_TASK_SQL), postgresql_where=text(OPEN_TASK_SQL)),
+    )
     id: Mapped[str] = _id()
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id"), index=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)

@@ -8,7 +8,6 @@ on a call she sees the IVR path and the case offered, and files the call under a
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from tests.agent_console.test_console_browser import (  # noqa: F401 (fixtures)
     server,
     sign_in,
 )
+from tests.routing.helpers import settle
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -39,13 +39,6 @@ async def closed(center: ContactCenter, stored_conversation_id: str) -> None:
     await center.close_conversation(stored_conversation_id)
     await settle(center)
 
-
-async def settle(center: ContactCenter) -> None:
-    """Let the core's background work (hand-offs after a message) finish."""
-    for _ in range(20):
-        await asyncio.sleep(0)
-    while center._background:
-        await asyncio.gather(*list(center._background), return_exceptions=True)
 
 
 async def go_available(page: object) -> None:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from onestop.database import current_revision, head_revision, migrate, target_metadata
-from routing import create_database
+from routing import (
+    Channel,
+    ContactCenter,
+    IdentityHint,
+    IdentityKind,
+    InboundMessage,
+    InProcessBus,
+    Task,
+    create_database,
+)
+from routing.config import Settings
+from tests.conftest import ManualClock
+from tests.routing.helpers import settle
 
 
 async def test_migrating_an_empty_database_matches_the_models(database_url: str) -> None:
@@ -20,5 +35,40 @@ async def test_migrating_an_empty_database_matches_the_models(database_url: str)
                 lambda c: compare_metadata(MigrationContext.configure(c), target_metadata())
             )
         assert diff == []
+    finally:
+        await db.dispose()
+
+
+
+async def test_duplicate_open_tasks_stored_before_0009_are_closed_but_one(
+        database_url: str, settings: Settings, clock: ManualClock) -> None:
+    """A database from before the one-open-task index may hold a conversation with two open
+    tasks (racing hand-offs): upgrading keeps the one an officer holds and cancels the
+    other as a duplicate, so the index can be built and nothing else changes."""
+    db = create_database(database_url)
+    try:
+        await migrate(db, to="4b1d0c7e9a21")  # 0008, the revision before the index
+        center = ContactCenter(db, settings, bus=InProcessBus(), clock=clock)
+        result = await center.ingest(InboundMessage(
+            channel=Channel.EMAIL, message_id="<dup@example.co.th>", conversation_key="dup",
+            body="ขอคุยกับเจ้าหน้าที่", identity_hints=(IdentityHint(IdentityKind.EMAIL,
+                                                              "dup@example.co.th"),)))
+        await settle(center)  # email goes straight to people: the hand-off is made
+        held = await center.hand_to_people(result.conversation_id, reason="asked_for_agent")
+        async with db.sessions() as s, s.begin():
+            first = await s.get_one(Task, held)
+            first.status, first.agent_id = "assigned", "agent-1"
+            s.add(Task(**{**{c.key: getattr(first, c.key) for c in Task.__table__.columns},
+                          "id": "duplicate-task", "status": "pending", "agent_id": None}))
+        await migrate(db)
+        async with db.sessions() as s:
+            rows = {t.id: (t.status, t.reason) for t in (await s.scalars(select(Task))).all()}
+        assert rows == {held: ("assigned", "channel_entry"),
+                        "duplicate-task": ("canceled", "duplicate")}
+        with pytest.raises(IntegrityError):  # and a second open task is refused from now on
+            async with db.sessions() as s, s.begin():
+                s.add(Task(**{**{c.key: getattr(first, c.key)
+                                 for c in Task.__table__.columns},
+                              "id": "another", "status": "pending", "agent_id": None}))
     finally:
         await db.dispose()

@@ -1,12 +1,24 @@
-"""Small routing configurations for tests, built in code."""
+"""Small routing configurations for tests, built in code; waiting for the core's
+background work."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import yaml
 
+from routing import ContactCenter
 from routing.config import QueuesFile, Settings, WorkflowFile, compile_settings
+
+
+async def settle(center: ContactCenter) -> None:
+    """Let the core's background work triggered by an ingest (the bot's answer or the
+    hand-off after it) finish."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+    while center._background:
+        await asyncio.gather(*list(center._background), return_exceptions=True)
 
 
 def settings_from(queues: str, workflow: str) -> Settings:

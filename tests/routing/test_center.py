@@ -21,6 +21,7 @@ from routing import (
     TaskStatus,
 )
 from routing.storage.tables import Citizen, Identity, Message, Task
+from tests.routing.helpers import settle
 
 
 class RecordingAdapter:
@@ -56,13 +57,6 @@ async def add_agent(center: ContactCenter, username: str = "somsri", **overrides
     values.update(overrides)
     return await center.upsert_agent(**values)
 
-
-async def settle(center: ContactCenter) -> None:
-    """Let background work triggered by an ingest finish."""
-    for _ in range(50):
-        await asyncio.sleep(0)
-    while center._background:
-        await asyncio.gather(*list(center._background), return_exceptions=True)
 
 
 async def test_the_same_provider_message_twice_is_stored_once(center: ContactCenter) -> None:
@@ -188,6 +182,32 @@ async def test_after_a_restart_offered_tasks_are_offered_again(
         task = (await restarted.list_rows(Task))[0][0]
         assert task.status == "reserved" and task.agent_id == agent
         assert restarted.router.task(task.id).status is TaskStatus.RESERVED
+    finally:
+        await restarted.stop()
+
+
+async def test_after_a_restart_citizens_who_came_in_the_same_instant_keep_their_order(
+    center: ContactCenter,
+) -> None:
+    """The manual clock stands still, so every task is queued at the same instant: the
+    router rebuilt at start (or on a take-over) must still serve them first come, first
+    served, whatever order the database returns ties in (rows edited since come last)."""
+    ids = []
+    for n in range(5):
+        await center.ingest(email(f"<tie{n}@x.th>", thread=f"tie{n}", sender=f"t{n}@x.th"))
+        await settle(center)
+        ids.append((await center.list_rows(Task, order_by=Task.created_at))[0][-1].id)
+    for task_id in ids[:3]:  # edited: PostgreSQL now keeps these rows last
+        await center.hand_to_people((await center.task(task_id)).conversation_id,
+                                    reason="asked_again", context={"note": "again"})
+    await center.stop()
+    restarted = ContactCenter(center.db, center.settings, clock=center.clock)
+    await restarted.start()
+    try:
+        assert [restarted.router.queue_position(i) for i in ids] == [1, 2, 3, 4, 5]
+        agent = await add_agent(restarted)
+        await restarted.set_presence(agent, Presence.AVAILABLE)
+        assert restarted.router.task(ids[0]).status is TaskStatus.RESERVED
     finally:
         await restarted.stop()
 

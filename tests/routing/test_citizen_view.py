@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from typing import Any
 
@@ -22,16 +21,11 @@ from routing import (
     InboundMessage,
 )
 from routing.events import CitizenChanged
+from tests.routing.helpers import settle
 
 AGENT = Actor("agent-1", "agent")
 NID = "1101700230708"
 
-
-async def settle(center: ContactCenter) -> None:
-    for _ in range(20):
-        await asyncio.sleep(0)
-    while center._background:
-        await asyncio.gather(*list(center._background), return_exceptions=True)
 
 
 async def state_of(center: ContactCenter, citizen_id: str) -> dict[str, Any]:

@@ -4,6 +4,7 @@ answered conversations and fresh messages are left alone."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import timedelta
 
@@ -20,6 +21,7 @@ from routing import (
     TaskOffered,
 )
 from tests.conftest import ManualClock
+from tests.routing.helpers import settle
 
 
 async def _stored_then_crashed(center: ContactCenter, monkeypatch: pytest.MonkeyPatch,
@@ -94,3 +96,30 @@ async def test_a_late_duplicate_submission_of_a_finished_task_routes_nothing(
     await center.execute("submit", {"task_id": task_id, "channel": "chat",
                                     "attributes": {}, "enqueued_at": 0.0})
     assert offers == [] and not center.router.has_task(task_id)
+
+
+async def test_hand_offs_racing_for_one_conversation_make_one_task(
+        center: ContactCenter) -> None:
+    """The citizen asks for an officer while the bot's own hand-off (or the sweep, or a
+    second node) is under way: however many hand-offs race, the conversation gets one open
+    task, so no two officers are offered the same citizen."""
+    agent_id = await center.upsert_agent(
+        username="race", display_name="Race", password_hash="x", roles=["agent"],
+        skills={"general": 5}, languages=["th", "en"], capacity={"chat": 4})
+    await center.set_presence(agent_id, Presence.AVAILABLE)
+    for _ in range(3):
+        result = await center.ingest(InboundMessage(
+            channel=Channel.CHAT, message_id=secrets.token_hex(8),
+            conversation_key=secrets.token_hex(8), body="ขอคุยกับเจ้าหน้าที่"))
+        conversation = result.conversation_id
+        ids = await asyncio.gather(*(
+            center.hand_to_people(conversation, reason=reason)
+            for reason in ("asked_for_agent", "bot_handoff", "unanswered", "citizen_asked")))
+        await settle(center)
+        async with center.db.sessions() as s:
+            rows = (await s.scalars(select(Task).where(
+                Task.conversation_id == conversation))).all()
+        assert [row.id for row in rows] == [ids[0]], (ids, [row.id for row in rows])
+        assert set(ids) == {ids[0]}
+        assert center.router.task(ids[0]).agent_id == agent_id
+    assert len(center.router.agent(agent_id).held) == 3

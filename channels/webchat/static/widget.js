@@ -93,6 +93,9 @@
     session: stored.session || null,
     pending: Array.isArray(stored.pending) ? stored.pending : [],
     offline: stored.offline || null,
+    // The case number a sent offline form got: shown until an officer takes the chat up,
+    // so a later queue update (or a reload) never hides it from the citizen.
+    offlineCase: stored.offlineCase || null,
     large: !!stored.large,
     lang: stored.lang || script.getAttribute("data-lang") ||
       ((document.documentElement.lang || "th").slice(0, 2) === "en" ? "en" : "th")
@@ -423,10 +426,11 @@
       case "transcript_requested": endDone.textContent = fill(t("transcriptDone"), { email: f.email }); break;
       case "offline_received":
         state.offline = null;
+        state.offlineCase = f.case_number;
         save();
         offlineForm.reset();
         showOffline(false);
-        setNotice(fill(t("offlineDone"), { "case": f.case_number }));
+        renderNotice();
         break;
       case "error": onError(f); break;
       default: break;
@@ -515,7 +519,13 @@
 
   function renderNotice() {
     var parts = [];
-    if (conversationStatus === "agent" && agentName) {
+    if (state.offlineCase && (conversationStatus === "agent" || conversationStatus === "closed")) {
+      state.offlineCase = null;                // an officer took it up: the usual notices
+      save();
+    }
+    if (state.offlineCase) {
+      parts.push(fill(t("offlineDone"), { "case": state.offlineCase }));
+    } else if (conversationStatus === "agent" && agentName) {
       parts.push(fill(t("withAgent"), { name: agentName }));
     } else if (conversationStatus === "queued") {
       if (queueInfo && queueInfo.position) {

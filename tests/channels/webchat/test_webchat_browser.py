@@ -150,3 +150,12 @@ async def test_after_hours_the_citizen_leaves_a_message_with_the_offline_form(
     await page.get_by_label("Message", exact=True).fill("Please call me about my tax refund")
     await page.get_by_role("button", name="Send message").click()
     await expect(notice).to_contain_text(re.compile(r"case OS-\d{4}-\d{6}"))
+    case = re.search(r"OS-\d{4}-\d{6}", await notice.inner_text())
+    assert case is not None
+    # The form waits in the queue for an officer, but the queue's updates and a reload
+    # (which replays them) keep the citizen's case number in view: it is what they quote
+    # when the officer calls back.
+    await page.reload()
+    notice = page.get_by_role("status").first
+    await expect(page.get_by_role("log")).to_contain_text("Please call me about my tax refund")
+    await expect(notice).to_contain_text(case.group(0))
