@@ -55,11 +55,14 @@ async def test_duplicate_open_tasks_stored_before_0009_are_closed_but_one(
                                                               "dup@example.co.th"),)))
         await settle(center)  # email goes straight to people: the hand-off is made
         held = await center.hand_to_people(result.conversation_id, reason="asked_for_agent")
+        def pending_copy(task: Task, task_id: str) -> Task:
+            fields = {c.key: getattr(task, c.key) for c in Task.__table__.columns}
+            return Task(**{**fields, "id": task_id, "status": "pending", "agent_id": None})
+
         async with db.sessions() as s, s.begin():
             first = await s.get_one(Task, held)
             first.status, first.agent_id = "assigned", "agent-1"
-            s.add(Task(**{**{c.key: getattr(first, c.key) for c in Task.__table__.columns},
-                          "id": "duplicate-task", "status": "pending", "agent_id": None}))
+            s.add(pending_copy(first, "duplicate-task"))
         await migrate(db)
         async with db.sessions() as s:
             rows = {t.id: (t.status, t.reason) for t in (await s.scalars(select(Task))).all()}
@@ -67,8 +70,6 @@ async def test_duplicate_open_tasks_stored_before_0009_are_closed_but_one(
                         "duplicate-task": ("canceled", "duplicate")}
         with pytest.raises(IntegrityError):  # and a second open task is refused from now on
             async with db.sessions() as s, s.begin():
-                s.add(Task(**{**{c.key: getattr(first, c.key)
-                                 for c in Task.__table__.columns},
-                              "id": "another", "status": "pending", "agent_id": None}))
+                s.add(pending_copy(first, "another"))
     finally:
         await db.dispose()
