@@ -24,8 +24,9 @@ down_revision = '4b1d0c7e9a21'
 branch_labels = None
 depends_on = None
 
-OPEN = "status IN ('pending', 'reserved', 'assigned', 'wrapping')"
+#: The unfinished statuses, the one an officer holds furthest along first.
 HELD_FIRST = {"wrapping": 0, "assigned": 1, "reserved": 2, "pending": 3}
+OPEN = "status IN ({})".format(", ".join(f"'{status}'" for status in HELD_FIRST))
 
 
 def upgrade() -> None:
